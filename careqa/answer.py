@@ -1,0 +1,126 @@
+"""Question in, grounded answer out: retrieve → prompt → generate → check, with honest fallbacks.
+
+Order of preference: the curated answer of a Q&A pair whose question matches strongly; else the
+model's sentences that pass the grounding guard; else the passage sentences closest to the question
+(extractive); else "not found in the knowledge base" with the closest documents.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from langchain_core.language_models import BaseChatModel
+
+from careqa.config import Settings
+from careqa.errors import InvalidQuestionError
+from careqa.grounding import GroundingGuard, passage_body, split_sentences
+from careqa.prompting import build_messages
+from careqa.retrieve import HybridRetriever
+from careqa.types import Answer, AnswerSentence, Passage, Source, Timings
+
+NOT_FOUND = "Not found in the knowledge base."
+SNIPPET_CHARS = 280
+
+LinkFn = Callable[[str, str], str]
+
+
+def _snippet(passage: Passage) -> str:
+    text = " ".join(passage_body(passage).split())
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
+
+
+def validate_question(question: str, max_chars: int) -> str:
+    cleaned = " ".join((question or "").split())
+    if not cleaned:
+        raise InvalidQuestionError("question is empty")
+    if len(cleaned) > max_chars:
+        raise InvalidQuestionError(f"question is too long ({len(cleaned)} characters; the limit is {max_chars})")
+    return cleaned
+
+
+class AnswerEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: HybridRetriever,
+        chat_model: BaseChatModel,
+        guard: GroundingGuard,
+        *,
+        models: dict[str, str],
+        base_model: bool,
+        link: LinkFn = lambda tenant, url: url,
+    ) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.chat_model = chat_model
+        self.guard = guard
+        self.models = models
+        self.base_model = base_model
+        self.link = link
+
+    def _sources(self, tenant: str, passages: Sequence[Passage]) -> list[Source]:
+        return [
+            Source(n=n, title=p.title, url=self.link(tenant, p.source_url), snippet=_snippet(p),
+                   score=round(p.similarity, 4), doc_id=p.doc_id)
+            for n, p in enumerate(passages, start=1)
+        ]
+
+    def ask(self, tenant: str, question: str) -> Answer:
+        started = time.perf_counter()
+        tenant_cfg = self.settings.tenant(tenant)
+        question = validate_question(question, self.settings.limits.max_question_chars)
+        retrieval = self.retriever.retrieve(tenant, question)
+        passages = retrieval.passages
+        timings = Timings(embed_ms=retrieval.embed_ms, retrieve_ms=retrieval.retrieve_ms)
+        sentences: list[AnswerSentence] = []
+        dropped = 0
+        mode = "not_found"
+
+        if passages and retrieval.best_similarity >= self.settings.retrieval.min_evidence:
+            curated = max(
+                (p for p in passages if p.kind in {"question", "answer"} and p.question_similarity is not None),
+                key=lambda p: p.question_similarity or -1.0,
+                default=None,
+            )
+            if curated is not None and (curated.question_similarity or -1.0) >= self.settings.retrieval.curated_match:
+                n = passages.index(curated) + 1
+                sentences = [AnswerSentence(text=s, citations=[n]) for s in split_sentences(passage_body(curated))]
+                mode = "curated"
+            else:
+                t0 = time.perf_counter()
+                messages = build_messages(tenant_cfg.prompt, passages, question, base_model=self.base_model)
+                generated = str(self.chat_model.invoke(messages).content)
+                t1 = time.perf_counter()
+                checks = self.guard.check(generated, passages, retrieval.query_vector)
+                kept = [c for c in checks if c.supported]
+                dropped = len(checks) - len(kept)
+                if kept:
+                    sentences = [AnswerSentence(text=c.text, citations=[c.citation or 1]) for c in kept]
+                    mode = "generated"
+                else:
+                    extracted = self.guard.extract(retrieval.query_vector, passages)
+                    if extracted:
+                        sentences = [AnswerSentence(text=s, citations=[n]) for s, n in extracted]
+                        mode = "extractive"
+                timings.generate_ms = (t1 - t0) * 1000
+                timings.check_ms = (time.perf_counter() - t1) * 1000
+
+        if not sentences:
+            text = NOT_FOUND
+        else:
+            text = " ".join(f"{s.text} [{', '.join(str(c) for c in s.citations)}]" for s in sentences)
+        timings.total_ms = (time.perf_counter() - started) * 1000
+        return Answer(
+            answer_id=uuid.uuid4().hex,
+            tenant=tenant,
+            status="answered" if sentences else "not_found",
+            mode=mode,  # type: ignore[arg-type]
+            text=text,
+            sentences=sentences,
+            sources=self._sources(tenant, passages),
+            dropped_sentences=dropped,
+            models=self.models,
+            timings=timings,
+        )

@@ -1,0 +1,215 @@
+"""The ``careqa`` command line: ingest, ask, serve, export feedback, check config, manage tokens."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from careqa.config import Settings, hash_token, load_settings
+from careqa.errors import CareQAError
+from endpoints.errors import ModelConfigError, ModelInvocationError
+
+app = typer.Typer(help="CareQA: grounded, cited answers from a knowledge base for customer-care agents.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+feedback_app = typer.Typer(help="Agents' ratings of answers.", no_args_is_help=True)
+token_app = typer.Typer(help="Bearer tokens for agents (stored in the config as SHA-256 only).", no_args_is_help=True)
+config_app = typer.Typer(help="The deployment configuration.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(token_app, name="token")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config YAML (default: $CAREQA_CONFIG_FILE or config/local.yaml)")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except CareQAError as exc:
+        raise _fail(exc.message, 2) from None
+
+
+def _runtime(settings: Settings) -> Any:
+    from careqa.runtime import Runtime
+
+    try:
+        return Runtime(settings)
+    except (CareQAError, ModelConfigError) as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path | None, typer.Argument(help="knowledge-base folder (default: each tenant's kb_path)")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="tenant the folder belongs to")] = None,
+    sync: Annotated[bool, typer.Option("--sync", help="remove documents whose files disappeared")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Validate, split, embed and index a knowledge base; re-running changes only what changed."""
+    from careqa.ingest import ingest_folder
+
+    settings = _settings(config)
+    try:
+        if path is not None:
+            if tenant is None:
+                raise _fail("--tenant is required with a path")
+            targets = [(settings.tenant(tenant).id, path)]
+        else:
+            chosen = [settings.tenant(tenant)] if tenant else settings.tenants
+            targets = [(t.id, t.kb_path) for t in chosen if t.kb_path is not None]
+            if not targets:
+                raise _fail("no tenant has a kb_path; give a folder and --tenant")
+    except CareQAError as exc:
+        raise _fail(exc.message, 2) from None
+    runtime = _runtime(settings)
+    reports = []
+    failed = False
+    for tenant_id, folder in targets:
+        if not folder.is_dir():
+            raise _fail(f"{folder} is not a folder", 2)
+        try:
+            report = ingest_folder(folder, tenant_id, index=runtime.index, embeddings=runtime.embeddings, sync=sync)
+        except (CareQAError, ModelInvocationError) as exc:
+            raise _fail(str(exc)) from None
+        reports.append(report)
+        failed = failed or bool(report.rejected)
+        if not as_json:
+            c = report.counts()
+            typer.echo(
+                f"{tenant_id}: {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, "
+                f"{c['deleted']} deleted, {c['rejected']} rejected ({c['chunks_written']} chunks written, {report.seconds:.1f}s)"
+            )
+            for rejection in report.rejected:
+                typer.secho(f"  rejected {rejection}", fg=typer.colors.YELLOW)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in reports], indent=2))
+    raise typer.Exit(3 if failed else 0)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question, in plain language")],
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="whose knowledge base to ask")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the full answer as JSON")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Answer a question from a tenant's knowledge base and print it with numbered sources."""
+    settings = _settings(config)
+    runtime = _runtime(settings)
+    try:
+        answer = runtime.engine.ask(tenant, question)
+    except CareQAError as exc:
+        raise _fail(exc.message, 2) from None
+    except ModelInvocationError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    typer.echo(answer.text)
+    if answer.sources:
+        typer.echo("\nClosest documents:" if answer.status == "not_found" else "\nSources:")
+        for s in answer.sources:
+            typer.echo(f"  [{s.n}] {s.title} — {s.url} (score {s.score:.2f})")
+    t = answer.timings
+    typer.secho(
+        f"\n{answer.mode}; embed {t.embed_ms:.0f} ms, retrieve {t.retrieve_ms:.0f} ms, "
+        f"generate {t.generate_ms:.0f} ms, check {t.check_ms:.0f} ms, total {t.total_ms:.0f} ms",
+        dim=True,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the agent web page and the JSON API."""
+    import uvicorn
+
+    from careqa.auth import is_loopback
+    from careqa.service.app import create_app
+
+    settings = _settings(config)
+    if not is_loopback(host) and any(i.demo for i in settings.identities):
+        raise _fail(f"refusing to listen on {host}: the config contains published demo tokens; remove them first", 2)
+    application = create_app(settings, runtime=_runtime(settings))
+    typer.echo(f"CareQA on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower())
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSONL file (default: stdout)")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write stored feedback with its question, answer, sources and model ids as JSONL."""
+    from careqa.feedback import SQLiteFeedbackStore
+
+    settings = _settings(config)
+    if tenant:
+        try:
+            settings.tenant(tenant)
+        except CareQAError as exc:
+            raise _fail(exc.message, 2) from None
+    store = SQLiteFeedbackStore(settings.feedback_path)
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    count = 0
+    try:
+        for row in store.export(tenant):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    finally:
+        if output:
+            out.close()
+    typer.echo(f"exported {count} feedback record(s)", err=True)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the configuration and both model configs, and print a summary."""
+    settings = _settings(config)
+    runtime = _runtime(settings)
+    typer.echo(f"config ok: {settings.config_file}")
+    typer.echo(f"  tenants: {', '.join(t.id for t in settings.tenants)}; identities: {len(settings.identities)}")
+    typer.echo(f"  embedding: {runtime.embedding_config.model_id} via {settings.models.embedding.transport}")
+    typer.echo(f"  llm: {runtime.llm_config.model_id} via {settings.models.llm.transport}")
+    typer.echo(f"  index: {settings.index.driver} at {settings.index_path}")
+
+
+@token_app.command("new")
+def token_new(
+    tenant: Annotated[str, typer.Option("--tenant", "-t")],
+    subject: Annotated[str, typer.Option("--subject", "-s", help="the agent's identity")],
+    config: ConfigOpt = None,
+) -> None:
+    """Create a random token and print it with the config entry that grants it."""
+    settings = _settings(config)
+    try:
+        settings.tenant(tenant)
+    except CareQAError as exc:
+        raise _fail(exc.message, 2) from None
+    token = secrets.token_urlsafe(32)
+    typer.echo(f"token (give it to the agent, it is not stored): {token}")
+    typer.echo(f"config entry:\n  - subject: {subject}\n    tenant: {tenant}\n    token_sha256: {hash_token(token)}")
+
+
+@token_app.command("hash")
+def token_hash(token: Annotated[str, typer.Argument(help="the token to hash")]) -> None:
+    """Print the SHA-256 under which a token is listed in the config."""
+    typer.echo(hash_token(token))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,50 @@
+"""The interface every index driver implements; retrieval and ingestion only see this."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from careqa.types import Chunk, Hit
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What the index knows of a stored document, to decide unchanged / updated / removed."""
+
+    content_hash: str
+    source_file: str
+
+
+class ChunkIndex(Protocol):
+    """Tenant-scoped chunk storage with dense and lexical search. Every read takes the tenant."""
+
+    dimension: int
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Insert or replace chunks by ``chunk_id``."""
+
+    def delete_documents(self, tenant: str, doc_ids: Iterable[str]) -> None:
+        """Remove every chunk of these documents."""
+
+    def delete_stale_chunks(self, tenant: str, keep: dict[str, str]) -> None:
+        """For each ``doc_id -> content_hash`` in ``keep``, remove that document's chunks of any other hash."""
+
+    def documents(self, tenant: str) -> dict[str, DocState]:
+        """Every stored document of the tenant with its content hash."""
+
+    def dense_search(self, tenant: str, vector: Sequence[float], k: int) -> list[Hit]:
+        """The ``k`` chunks nearest to ``vector``; ``Hit.score`` is cosine similarity."""
+
+    def lexical_search(self, tenant: str, query: str, k: int) -> list[Hit]:
+        """The ``k`` best BM25 matches for ``query``; ``Hit.score`` is the BM25 score."""
+
+    def refresh(self) -> None:
+        """Make recent writes fully searchable (rebuild text indexes); called once after an ingest."""
+
+    def count(self, tenant: str | None = None) -> int:
+        """Number of chunks, for one tenant or all."""
+
+    def ping(self) -> None:
+        """Raise if the index cannot be read (readiness probe)."""

@@ -1,0 +1,192 @@
+"""Embedded index on LanceDB: on-disk, columnar, with vector search and BM25 full-text search in one table.
+
+Why LanceDB: it persists to a folder with no server, keeps every write as a new table version (a crash
+mid-write leaves the previous version intact), filters by tenant *before* the nearest-neighbour search
+(prefilter), has BM25 full-text search built in, and builds ANN indexes (IVF/HNSW) when a table grows
+large, so the same driver serves the sample knowledge base and a million chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import pyarrow as pa
+
+from careqa.errors import IndexMismatchError
+from careqa.index.base import DocState
+from careqa.types import Chunk, Hit
+
+TABLE = "chunks"
+META_FILE = "careqa-index.json"
+_COLUMNS = [
+    "chunk_id", "doc_id", "tenant", "kind", "title", "source_url", "source_file",
+    "text", "embed_text", "question", "position", "content_hash",
+]
+#: rows above which an ANN index is built; below it, exact search is fast and exact
+ANN_THRESHOLD = 100_000
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _fts_query(text: str) -> str:
+    # Only words reach the full-text parser, so punctuation in a question is never read as query syntax.
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+class LanceIndex:
+    """A LanceDB table of chunks, shared by all tenants and always filtered by tenant."""
+
+    def __init__(self, path: Path, *, dimension: int, embedding_model: str) -> None:
+        self.path = Path(path)
+        self.dimension = dimension
+        self.embedding_model = embedding_model
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._check_meta()
+        # read_consistency_interval=0: a service process sees what a separate ingest process just wrote.
+        self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0))
+        self._lock = threading.Lock()
+        self._table = self._open_or_create()
+        self._fts_ready = self._table.count_rows() > 0 and self._has_fts()
+
+    def _check_meta(self) -> None:
+        meta_path = self.path / META_FILE
+        wanted = {"embedding_model": self.embedding_model, "dimension": self.dimension}
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta != wanted:
+                raise IndexMismatchError(
+                    f"the index at {self.path} was built with {meta['embedding_model']} ({meta['dimension']} dimensions) "
+                    f"but the configured embedding model is {self.embedding_model} ({self.dimension}); "
+                    "re-ingest into a new index path"
+                )
+        else:
+            meta_path.write_text(json.dumps(wanted))
+
+    def _schema(self) -> pa.Schema:
+        return pa.schema(
+            [
+                ("chunk_id", pa.string()), ("doc_id", pa.string()), ("tenant", pa.string()), ("kind", pa.string()),
+                ("title", pa.string()), ("source_url", pa.string()), ("source_file", pa.string()),
+                ("text", pa.string()), ("embed_text", pa.string()), ("question", pa.string()),
+                ("position", pa.int32()), ("content_hash", pa.string()),
+                ("vector", pa.list_(pa.float32(), self.dimension)),
+            ]
+        )
+
+    def _open_or_create(self) -> Any:
+        if TABLE in self._db.table_names():
+            return self._db.open_table(TABLE)
+        return self._db.create_table(TABLE, schema=self._schema(), exist_ok=True)
+
+    def _has_fts(self) -> bool:
+        try:
+            return any("text" in idx.columns and "FTS" in str(idx.index_type) for idx in self._table.list_indices())
+        except Exception:  # noqa: BLE001 - an unreadable index listing just means "rebuild it"
+            return False
+
+    # writes -----------------------------------------------------------------------------------------
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        if not chunks:
+            return
+        rows = []
+        for c in chunks:
+            if c.vector is None or len(c.vector) != self.dimension:
+                raise ValueError(f"chunk {c.chunk_id} has no {self.dimension}-dimensional vector")
+            row = c.model_dump(include=set(_COLUMNS))
+            row["vector"] = c.vector
+            rows.append(row)
+        with self._lock:
+            (
+                self._table.merge_insert("chunk_id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(pa.Table.from_pylist(rows, schema=self._schema()))
+            )
+
+    def delete_documents(self, tenant: str, doc_ids: Iterable[str]) -> None:
+        ids = list(doc_ids)
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                batch = ", ".join(_quote(d) for d in ids[start : start + 500])
+                self._table.delete(f"tenant = {_quote(tenant)} AND doc_id IN ({batch})")
+
+    def delete_stale_chunks(self, tenant: str, keep: dict[str, str]) -> None:
+        items = list(keep.items())
+        with self._lock:
+            for start in range(0, len(items), 200):
+                clauses = " OR ".join(
+                    f"(doc_id = {_quote(d)} AND content_hash != {_quote(h)})" for d, h in items[start : start + 200]
+                )
+                self._table.delete(f"tenant = {_quote(tenant)} AND ({clauses})")
+
+    def refresh(self) -> None:
+        with self._lock:
+            if self._table.count_rows() == 0:
+                return
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._table.create_fts_index("text", replace=True)
+            self._fts_ready = True
+            rows = self._table.count_rows()
+            if rows >= ANN_THRESHOLD:
+                self._table.create_index(metric="cosine", index_type="IVF_HNSW_SQ", vector_column_name="vector")
+            self._table.optimize(cleanup_older_than=timedelta(minutes=10))
+
+    # reads ------------------------------------------------------------------------------------------
+    def documents(self, tenant: str) -> dict[str, DocState]:
+        table = (
+            self._table.search()
+            .where(f"tenant = {_quote(tenant)}")
+            .select(["doc_id", "content_hash", "source_file"])
+            .limit(None)
+            .to_arrow()
+        )
+        out: dict[str, DocState] = {}
+        for doc_id, content_hash, source_file in zip(
+            table["doc_id"].to_pylist(), table["content_hash"].to_pylist(), table["source_file"].to_pylist(), strict=True
+        ):
+            out[doc_id] = DocState(content_hash=content_hash, source_file=source_file)
+        return out
+
+    def _hits(self, rows: list[dict[str, Any]], score: Any) -> list[Hit]:
+        return [Hit(chunk=Chunk(**{k: r[k] for k in _COLUMNS}), score=float(score(r))) for r in rows]
+
+    def dense_search(self, tenant: str, vector: Sequence[float], k: int) -> list[Hit]:
+        rows = (
+            self._table.search(list(vector), vector_column_name="vector")
+            .distance_type("cosine")
+            .where(f"tenant = {_quote(tenant)}", prefilter=True)
+            .select([*_COLUMNS, "_distance"])
+            .limit(k)
+            .to_list()
+        )
+        return self._hits(rows, lambda r: 1.0 - r["_distance"])
+
+    def lexical_search(self, tenant: str, query: str, k: int) -> list[Hit]:
+        terms = _fts_query(query)
+        if not terms or not self._fts_ready:
+            return []
+        rows = (
+            self._table.search(terms, query_type="fts", fts_columns="text")
+            .where(f"tenant = {_quote(tenant)}", prefilter=True)
+            .select([*_COLUMNS, "_score"])
+            .limit(k)
+            .to_list()
+        )
+        return self._hits(rows, lambda r: r["_score"])
+
+    def count(self, tenant: str | None = None) -> int:
+        return int(self._table.count_rows(f"tenant = {_quote(tenant)}" if tenant else None))
+
+    def ping(self) -> None:
+        self._table.count_rows()

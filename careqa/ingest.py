@@ -1,0 +1,138 @@
+"""Ingest a knowledge-base folder: validate → split → embed in batches → upsert, idempotently.
+
+A document whose content hash is unchanged is skipped (nothing re-embedded); a changed one has its
+new chunks written before the old ones are removed, so a failure part-way never leaves it missing;
+``sync`` removes documents whose files disappeared, but never those of a file that failed validation.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+from tqdm import tqdm
+
+from careqa.chunking import chunk_record, content_hash
+from careqa.index.base import ChunkIndex
+from careqa.knowledge import Rejection, load_folder
+from careqa.types import Chunk
+
+EMBED_BATCH = 64
+
+
+@dataclass
+class IngestReport:
+    tenant: str
+    root: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    chunks_written: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "deleted": len(self.deleted),
+            "rejected": len(self.rejected),
+            "chunks_written": self.chunks_written,
+        }
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "tenant": self.tenant,
+            "root": self.root,
+            **self.counts(),
+            "rejections": [{"file": r.file, "line": r.line, "reason": r.reason} for r in self.rejected],
+            "seconds": round(self.seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+        }
+
+
+def embed_chunks(chunks: list[Chunk], embeddings: Embeddings, *, progress: bool, batch: int = EMBED_BATCH) -> None:
+    """Fill each chunk's vector, in batches, with a progress bar on a terminal."""
+    bar = tqdm(total=len(chunks), unit="chunk", desc="embedding", disable=not progress, file=sys.stderr)
+    for start in range(0, len(chunks), batch):
+        part = chunks[start : start + batch]
+        vectors = embeddings.embed_documents([c.embed_text for c in part])
+        for chunk, vector in zip(part, vectors, strict=True):
+            chunk.vector = vector
+        bar.update(len(part))
+    bar.close()
+
+
+def ingest_folder(
+    root: Path,
+    tenant: str,
+    *,
+    index: ChunkIndex,
+    embeddings: Embeddings,
+    sync: bool = False,
+    progress: bool | None = None,
+) -> IngestReport:
+    """Bring the tenant's index in line with the files under ``root`` and report what changed."""
+    started = time.perf_counter()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    loaded = load_folder(root, tenant)
+    report = IngestReport(tenant=tenant, root=str(root), rejected=list(loaded.rejections))
+    existing = index.documents(tenant)
+
+    to_write: list[tuple[str, list[Chunk]]] = []
+    keep: dict[str, str] = {}
+    for record in loaded.records:
+        digest = content_hash(record)
+        state = existing.get(record.doc_id)
+        if state is not None and state.content_hash == digest:
+            report.unchanged.append(record.doc_id)
+            continue
+        (report.updated if state is not None else report.added).append(record.doc_id)
+        to_write.append((record.doc_id, chunk_record(record, digest)))
+        keep[record.doc_id] = digest
+
+    # Write a bounded group of documents at a time: embedding memory stays flat for large knowledge bases,
+    # and each group is durable before the next starts.
+    group: list[Chunk] = []
+    group_docs: dict[str, str] = {}
+
+    def flush() -> None:
+        t0 = time.perf_counter()
+        embed_chunks(group, embeddings, progress=False)
+        report.embed_seconds += time.perf_counter() - t0
+        index.upsert(group)
+        index.delete_stale_chunks(tenant, {d: keep[d] for d in group_docs})
+        report.chunks_written += len(group)
+        bar.update(len(group))
+        group.clear()
+        group_docs.clear()
+
+    total = sum(len(chunks) for _, chunks in to_write)
+    bar = tqdm(total=total, unit="chunk", desc=f"ingest {tenant}", disable=not progress or total == 0, file=sys.stderr)
+    for doc_id, chunks in to_write:
+        group.extend(chunks)
+        group_docs[doc_id] = keep[doc_id]
+        if len(group) >= 512:
+            flush()
+    if group:
+        flush()
+    bar.close()
+
+    if sync:
+        seen = {r.doc_id for r in loaded.records}
+        protected = loaded.files_with_rejections
+        gone = [d for d, s in existing.items() if d not in seen and s.source_file not in protected]
+        if gone:
+            index.delete_documents(tenant, gone)
+            report.deleted.extend(sorted(gone))
+    if to_write or report.deleted or not existing:
+        index.refresh()
+    report.seconds = time.perf_counter() - started
+    return report

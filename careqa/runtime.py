@@ -1,0 +1,91 @@
+"""Build the running system from validated settings: the one place that picks transports and drivers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from careqa.answer import AnswerEngine, LinkFn
+from careqa.config import ModelRef, Settings
+from careqa.errors import ConfigError
+from careqa.grounding import GroundingGuard
+from careqa.index.base import ChunkIndex
+from careqa.retrieve import HybridRetriever
+from endpoints import ModelConfig, load_model_config
+from endpoints.langchain import EndpointChatModel, EndpointEmbeddings
+from endpoints.local import local_transport
+from endpoints.transport import SageMakerTransport, Transport
+
+
+def _transport(ref: ModelRef, config: ModelConfig) -> Transport:
+    if ref.transport == "local":
+        return local_transport(config, timeout_s=ref.timeout_s)
+    assert ref.endpoint_name is not None
+    return SageMakerTransport(ref.endpoint_name, region=ref.region, timeout_s=ref.timeout_s)
+
+
+def _model_config(ref: ModelRef, field_name: str, task: str) -> ModelConfig:
+    try:
+        config = load_model_config(ref.config)
+    except ValueError as exc:
+        raise ConfigError(f"models.{field_name}.config: {exc}") from exc
+    if config.task != task:
+        raise ConfigError(f"models.{field_name}.config: {ref.config} is a {config.task} model, expected {task}")
+    return config
+
+
+@dataclass
+class Runtime:
+    """Lazily built components; each is created once and shared."""
+
+    settings: Settings
+    link: LinkFn = field(default=lambda tenant, url: url)
+
+    def __post_init__(self) -> None:
+        # Validate both model configs now, so a bad config fails at start-up, not at the first question.
+        self.embedding_config = _model_config(self.settings.models.embedding, "embedding", "embedding")
+        self.llm_config = _model_config(self.settings.models.llm, "llm", "text-generation")
+
+    @cached_property
+    def embeddings(self) -> EndpointEmbeddings:
+        cfg = self.embedding_config
+        return EndpointEmbeddings.from_config(cfg, _transport(self.settings.models.embedding, cfg))
+
+    @cached_property
+    def chat_model(self) -> EndpointChatModel:
+        cfg = self.llm_config
+        return EndpointChatModel.from_config(cfg, _transport(self.settings.models.llm, cfg))
+
+    @cached_property
+    def index(self) -> ChunkIndex:
+        from careqa.index.lance import LanceIndex
+
+        assert self.embedding_config.embedding_dimension is not None
+        return LanceIndex(
+            self.settings.index_path,
+            dimension=self.embedding_config.embedding_dimension,
+            embedding_model=self.embedding_config.model_id,
+        )
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.index, self.embeddings, self.settings.retrieval)
+
+    @cached_property
+    def engine(self) -> AnswerEngine:
+        return AnswerEngine(
+            self.settings,
+            self.retriever,
+            self.chat_model,
+            GroundingGuard(self.embeddings, self.settings.guard),
+            models={"embedding": self.embedding_config.model_id, "llm": self.llm_config.model_id},
+            base_model=self.llm_config.chat_template == "raw",
+            link=self.link,
+        )
+
+    def warm_up(self) -> None:
+        """Load local models now rather than on the first question."""
+        for transport in (self.embeddings.transport, self.chat_model.transport):
+            container = getattr(transport, "container", None)
+            if container is not None:
+                container.warm_up()

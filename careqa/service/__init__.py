@@ -1,0 +1,1 @@
+"""The agent-assist HTTP service: JSON API, agent web page and source documents."""

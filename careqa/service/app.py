@@ -1,0 +1,225 @@
+"""FastAPI service. Every ``/v1`` route needs a bearer token; the tenant comes from the token.
+
+Errors share one JSON shape: ``{"error": {"code": "...", "message": "..."}}``. Logs carry ids, sizes
+and timings, never question or answer text (they may hold PHI).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from careqa import __version__
+from careqa.auth import Principal, TokenAuthenticator
+from careqa.config import Settings
+from careqa.errors import CareQAError
+from careqa.feedback import FeedbackStore, SQLiteFeedbackStore
+from careqa.runtime import Runtime
+from careqa.sources import LinkSigner, render_source, resolve_source
+from careqa.types import Answer, Rating
+from endpoints.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
+
+log = logging.getLogger("careqa.service")
+STATIC = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 64 * 1024
+
+
+class AskRequest(BaseModel):
+    question: str = Field(max_length=20000, description="the agent's question in plain language")
+
+
+class FeedbackRequest(BaseModel):
+    answer_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    rating: Rating
+    comment: str = Field(default="", max_length=2000)
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: str
+    status: Literal["stored"] = "stored"
+
+
+class WhoAmI(BaseModel):
+    subject: str
+    tenant: str
+    tenant_name: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    feedback_store: FeedbackStore | None = None,
+    warm_up: bool = True,
+) -> FastAPI:
+    secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else secrets.token_bytes(32)
+    signer = LinkSigner(secret, settings.limits.source_link_ttl_s)
+    runtime = runtime or Runtime(settings, link=signer.link)
+    runtime.engine.link = signer.link
+    store = feedback_store or SQLiteFeedbackStore(settings.feedback_path)
+    auth = TokenAuthenticator(settings.identities)
+    ready = threading.Event()
+
+    def _warm() -> None:
+        try:
+            runtime.warm_up()
+            runtime.index.ping()
+            ready.set()
+        except Exception:  # noqa: BLE001 - readiness stays false and /readyz says why
+            log.exception("warm-up failed")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warm_up:
+            threading.Thread(target=_warm, daemon=True).start()
+        else:
+            ready.set()
+        yield
+
+    app = FastAPI(
+        title="CareQA",
+        version=__version__,
+        description="Grounded, cited answers from a tenant's knowledge base for customer-care agents.",
+        lifespan=lifespan,
+        responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.feedback_store = store
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return _error(413, "payload_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(CareQAError)
+    async def careqa_error(_: Request, exc: CareQAError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return _error(exc.http_status, exc.code, exc.message, headers)
+
+    @app.exception_handler(ModelInvocationError)
+    async def model_error(_: Request, exc: ModelInvocationError) -> JSONResponse:
+        log.warning("model failure: %s", exc.__class__.__name__)
+        if isinstance(exc, ModelTimeoutError):
+            return _error(504, "model_timeout", "the language model did not answer in time; please try again")
+        if isinstance(exc, ModelThrottledError):
+            return _error(503, "model_busy", "the model endpoint is busy; please retry shortly", {"Retry-After": "5"})
+        return _error(502, "model_error", f"the model endpoint failed: {exc}")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        return _error(422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        return auth.authenticate(authorization)
+
+    Authed = Annotated[Principal, Depends(principal)]
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "frame-ancestors 'none'"
+        })
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        file = (STATIC / name).resolve()
+        if not file.is_relative_to(STATIC.resolve()) or not file.is_file():
+            raise StarletteHTTPException(404, "not found")
+        return FileResponse(file)
+
+    @app.get("/healthz", tags=["probes"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Unauthenticated for load balancers; reveals nothing."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"], responses={503: {"model": ErrorResponse}})
+    def readyz() -> JSONResponse:
+        """Readiness: models loaded and index readable. Unauthenticated for load balancers."""
+        if not ready.is_set():
+            return _error(503, "not_ready", "models are loading")
+        try:
+            runtime.index.ping()
+        except Exception:  # noqa: BLE001
+            return _error(503, "not_ready", "index unavailable")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/v1/whoami", response_model=WhoAmI, tags=["agent"])
+    def whoami(who: Authed) -> WhoAmI:
+        return WhoAmI(subject=who.subject, tenant=who.tenant, tenant_name=settings.tenant(who.tenant).name)
+
+    @app.post("/v1/ask", response_model=Answer, tags=["agent"],
+              responses={502: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
+    async def ask(body: AskRequest, who: Authed) -> Answer:
+        """Answer a question from the caller's tenant's knowledge base, with numbered sources."""
+        answer = await run_in_threadpool(runtime.engine.ask, who.tenant, body.question)
+        await run_in_threadpool(store.record_answer, answer, question=body.question, subject=who.subject)
+        log.info(
+            "answer id=%s tenant=%s status=%s mode=%s q_chars=%d sources=%d dropped=%d total_ms=%.0f",
+            answer.answer_id, who.tenant, answer.status, answer.mode, len(body.question), len(answer.sources),
+            answer.dropped_sentences, answer.timings.total_ms,
+        )
+        return answer
+
+    @app.post("/v1/feedback", response_model=FeedbackResponse, status_code=201, tags=["agent"],
+              responses={404: {"model": ErrorResponse}})
+    def feedback(body: FeedbackRequest, who: Authed) -> FeedbackResponse:
+        """Rate an answer this tenant received (thumbs up/down and an optional comment)."""
+        stored = store.add_feedback(
+            tenant=who.tenant, subject=who.subject, answer_id=body.answer_id, rating=body.rating, comment=body.comment
+        )
+        log.info("feedback id=%s answer=%s tenant=%s rating=%s comment_chars=%d",
+                 stored.feedback_id, body.answer_id, who.tenant, body.rating, len(body.comment))
+        return FeedbackResponse(feedback_id=stored.feedback_id)
+
+    @app.get("/sources/{tenant}/{path:path}", include_in_schema=False)
+    def source(tenant: str, path: str, exp: int, sig: str) -> HTMLResponse:
+        signer.verify(tenant, path, exp, sig)
+        kb_root = settings.tenant(tenant).kb_path
+        if kb_root is None:
+            raise StarletteHTTPException(404, "this tenant has no local knowledge-base folder")
+        _, page_html = render_source(resolve_source(kb_root, path))
+        return HTMLResponse(page_html, headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        })
+
+    return app

@@ -1,0 +1,316 @@
+"""Payload codecs: one class per JumpStart payload family.
+
+Each codec has two sides. The client side (``encode_request`` / ``decode_response``) is what the
+service uses against any endpoint. The container side (``decode_request`` / ``encode_response``) is
+what a JumpStart container does with those bytes; the local transport uses it to serve pip-installed
+models behind exactly the same contract, and tests use it to prove that the two sides agree.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from endpoints.errors import ModelResponseError
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A generation call in canonical form: a prompt (text formats) or messages (chat formats)."""
+
+    prompt: str = ""
+    messages: tuple[dict[str, str], ...] = ()
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_json(body: bytes, what: str) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        preview = body[:120].decode("utf-8", "replace")
+        raise ModelResponseError(f"malformed {what}: not JSON ({exc.msg if hasattr(exc, 'msg') else exc}): {preview!r}") from exc
+
+
+def _raise_if_error(payload: Any) -> None:
+    """Recognise the error bodies JumpStart containers return and raise them as ModelResponseError."""
+    if not isinstance(payload, dict):
+        return
+    err = payload.get("error")
+    if isinstance(err, dict):  # OpenAI-compatible servers
+        raise ModelResponseError(f"model error: {err.get('message') or err}")
+    if isinstance(err, str):  # TGI / TEI
+        kind = payload.get("error_type")
+        raise ModelResponseError(f"model error{f' ({kind})' if kind else ''}: {err}")
+    if payload.get("object") == "error" or ("code" in payload and "message" in payload and "type" in payload):
+        raise ModelResponseError(f"model error: {payload.get('message')}")
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+
+class EmbeddingCodec(ABC):
+    task: ClassVar[str] = "embedding"
+    content_type: ClassVar[str] = JSON
+    accept: ClassVar[str] = JSON
+
+    @abstractmethod
+    def encode_request(self, texts: list[str]) -> bytes: ...
+
+    @abstractmethod
+    def decode_response(self, body: bytes, expected: int) -> list[list[float]]: ...
+
+    @abstractmethod
+    def decode_request(self, body: bytes) -> list[str]: ...
+
+    @abstractmethod
+    def encode_response(self, vectors: list[list[float]]) -> bytes: ...
+
+    @staticmethod
+    def _check_vectors(vectors: Any, expected: int) -> list[list[float]]:
+        if not isinstance(vectors, list) or len(vectors) != expected:
+            got = len(vectors) if isinstance(vectors, list) else type(vectors).__name__
+            raise ModelResponseError(f"malformed embedding response: expected {expected} vectors, got {got}")
+        for v in vectors:
+            if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) for x in v):
+                raise ModelResponseError("malformed embedding response: a vector is not a list of numbers")
+        return [[float(x) for x in v] for v in vectors]
+
+
+class TextInputsEmbeddingCodec(EmbeddingCodec):
+    """JumpStart Hugging Face text-embedding containers: ``{"text_inputs": [...]}`` → ``{"embedding": [...]}``."""
+
+    def encode_request(self, texts: list[str]) -> bytes:
+        return _dumps({"text_inputs": texts})
+
+    def decode_response(self, body: bytes, expected: int) -> list[list[float]]:
+        payload = _load_json(body, "embedding response")
+        _raise_if_error(payload)
+        if not isinstance(payload, dict) or "embedding" not in payload:
+            raise ModelResponseError("malformed embedding response: no 'embedding' field")
+        return self._check_vectors(payload["embedding"], expected)
+
+    def decode_request(self, body: bytes) -> list[str]:
+        payload = _load_json(body, "embedding request")
+        texts = payload.get("text_inputs") if isinstance(payload, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("'text_inputs' must be a string or a list of strings")
+        return texts
+
+    def encode_response(self, vectors: list[list[float]]) -> bytes:
+        return _dumps({"embedding": vectors})
+
+
+class TeiEmbeddingCodec(EmbeddingCodec):
+    """Text Embeddings Inference (TEI) containers: ``{"inputs": [...]}`` → ``[[...], ...]``."""
+
+    def encode_request(self, texts: list[str]) -> bytes:
+        return _dumps({"inputs": texts, "truncate": True})
+
+    def decode_response(self, body: bytes, expected: int) -> list[list[float]]:
+        payload = _load_json(body, "embedding response")
+        _raise_if_error(payload)
+        return self._check_vectors(payload, expected)
+
+    def decode_request(self, body: bytes) -> list[str]:
+        payload = _load_json(body, "embedding request")
+        texts = payload.get("inputs") if isinstance(payload, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("'inputs' must be a string or a list of strings")
+        return texts
+
+    def encode_response(self, vectors: list[list[float]]) -> bytes:
+        return _dumps(vectors)
+
+
+class GenerationCodec(ABC):
+    task: ClassVar[str] = "text-generation"
+    content_type: ClassVar[str] = JSON
+    accept: ClassVar[str] = JSON
+    #: whether the format carries chat messages (otherwise a rendered prompt)
+    takes_messages: ClassVar[bool] = False
+
+    @abstractmethod
+    def encode_request(self, request: GenerationRequest) -> bytes: ...
+
+    @abstractmethod
+    def decode_response(self, body: bytes) -> str: ...
+
+    @abstractmethod
+    def decode_request(self, body: bytes) -> GenerationRequest: ...
+
+    @abstractmethod
+    def encode_response(self, text: str) -> bytes: ...
+
+
+def _stop_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return tuple(value)
+    raise ValueError("'stop' must be a string or a list of strings")
+
+
+class TgiCodec(GenerationCodec):
+    """Hugging Face TGI / LMI text generation: ``{"inputs", "parameters"}`` → ``[{"generated_text"}]``."""
+
+    def encode_request(self, request: GenerationRequest) -> bytes:
+        params: dict[str, Any] = {
+            "max_new_tokens": request.max_new_tokens,
+            "return_full_text": False,
+            "top_p": request.top_p if 0 < request.top_p < 1 else None,
+            **request.extra,
+        }
+        if request.temperature > 0:
+            params.update(do_sample=True, temperature=request.temperature)
+        else:
+            params["do_sample"] = False
+        if request.stop:
+            params["stop"] = list(request.stop)
+        return _dumps({"inputs": request.prompt, "parameters": {k: v for k, v in params.items() if v is not None}})
+
+    def decode_response(self, body: bytes) -> str:
+        payload = _load_json(body, "generation response")
+        _raise_if_error(payload)
+        if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+            payload = payload[0]
+        if not isinstance(payload, dict) or not isinstance(payload.get("generated_text"), str):
+            raise ModelResponseError("malformed generation response: no 'generated_text' string")
+        return str(payload["generated_text"])
+
+    def decode_request(self, body: bytes) -> GenerationRequest:
+        payload = _load_json(body, "generation request")
+        if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), str):
+            raise ValueError("'inputs' must be a string")
+        params = payload.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ValueError("'parameters' must be an object")
+        return GenerationRequest(
+            prompt=payload["inputs"],
+            max_new_tokens=int(params.get("max_new_tokens", 256)),
+            temperature=float(params.get("temperature", 0.0)) if params.get("do_sample") else 0.0,
+            top_p=float(params.get("top_p", 1.0)),
+            stop=_stop_list(params.get("stop")),
+        )
+
+    def encode_response(self, text: str) -> bytes:
+        return _dumps([{"generated_text": text}])
+
+
+class Text2TextCodec(GenerationCodec):
+    """JumpStart text2text (Flan-T5 family): ``{"text_inputs", ...}`` → ``{"generated_texts": [...]}``."""
+
+    def encode_request(self, request: GenerationRequest) -> bytes:
+        payload: dict[str, Any] = {"text_inputs": request.prompt, "max_length": request.max_new_tokens}
+        if request.temperature > 0:
+            payload.update(do_sample=True, temperature=request.temperature, top_p=request.top_p)
+        return _dumps(payload)
+
+    def decode_response(self, body: bytes) -> str:
+        payload = _load_json(body, "generation response")
+        _raise_if_error(payload)
+        texts = payload.get("generated_texts") if isinstance(payload, dict) else None
+        if not isinstance(texts, list) or not texts or not isinstance(texts[0], str):
+            raise ModelResponseError("malformed generation response: no 'generated_texts' list")
+        return texts[0]
+
+    def decode_request(self, body: bytes) -> GenerationRequest:
+        payload = _load_json(body, "generation request")
+        if not isinstance(payload, dict) or not isinstance(payload.get("text_inputs"), str):
+            raise ValueError("'text_inputs' must be a string")
+        return GenerationRequest(
+            prompt=payload["text_inputs"],
+            max_new_tokens=int(payload.get("max_length", 256)),
+            temperature=float(payload.get("temperature", 0.0)) if payload.get("do_sample") else 0.0,
+            top_p=float(payload.get("top_p", 1.0)),
+        )
+
+    def encode_response(self, text: str) -> bytes:
+        return _dumps({"generated_texts": [text]})
+
+
+class MessagesCodec(GenerationCodec):
+    """Messages API (OpenAI chat-completions style, served by current JumpStart LLM containers)."""
+
+    takes_messages = True
+
+    def encode_request(self, request: GenerationRequest) -> bytes:
+        payload: dict[str, Any] = {
+            "messages": list(request.messages),
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
+        if request.stop:
+            payload["stop"] = list(request.stop)
+        return _dumps(payload)
+
+    def decode_response(self, body: bytes) -> str:
+        payload = _load_json(body, "generation response")
+        _raise_if_error(payload)
+        try:
+            content = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise ModelResponseError("malformed generation response: no choices[0].message.content") from None
+        if not isinstance(content, str):
+            raise ModelResponseError("malformed generation response: message content is not a string")
+        return content
+
+    def decode_request(self, body: bytes) -> GenerationRequest:
+        payload = _load_json(body, "generation request")
+        messages = payload.get("messages") if isinstance(payload, dict) else None
+        if not isinstance(messages, list) or not messages or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+        ):
+            raise ValueError("'messages' must be a non-empty list of {role, content} objects")
+        return GenerationRequest(
+            messages=tuple({"role": m["role"], "content": m["content"]} for m in messages),
+            max_new_tokens=int(payload.get("max_tokens", 256)),
+            temperature=float(payload.get("temperature", 0.0)),
+            top_p=float(payload.get("top_p", 1.0)),
+            stop=_stop_list(payload.get("stop")),
+        )
+
+    def encode_response(self, text: str) -> bytes:
+        return _dumps(
+            {"object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
+                                                       "message": {"role": "assistant", "content": text}}]}
+        )
+
+
+#: payload_format name (as written in jumpstart_configs/*.yaml) → codec class
+CODECS: dict[str, type[EmbeddingCodec] | type[GenerationCodec]] = {
+    "text_inputs_embedding": TextInputsEmbeddingCodec,
+    "tei_embedding": TeiEmbeddingCodec,
+    "tgi": TgiCodec,
+    "text2text": Text2TextCodec,
+    "messages": MessagesCodec,
+}
+
+
+def embedding_codec(payload_format: str) -> EmbeddingCodec:
+    codec = CODECS[payload_format]()
+    if not isinstance(codec, EmbeddingCodec):
+        raise TypeError(f"{payload_format} is not an embedding format")
+    return codec
+
+
+def generation_codec(payload_format: str) -> GenerationCodec:
+    codec = CODECS[payload_format]()
+    if not isinstance(codec, GenerationCodec):
+        raise TypeError(f"{payload_format} is not a generation format")
+    return codec

@@ -1,0 +1,112 @@
+"""Typed, validated model configs: one YAML file per model under ``jumpstart_configs/``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from endpoints.errors import ModelConfigError, UnknownModelError
+
+CONFIGS_DIR = Path(os.environ.get("CAREQA_JUMPSTART_CONFIGS", Path(__file__).resolve().parent.parent / "jumpstart_configs"))
+
+
+class LocalModel(BaseModel):
+    """A model installed with pip that stands in for the endpoint when the transport is local."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["sentence-transformers", "llama-cpp"]
+    package: str = Field(description="importable module that ships the weights")
+    context_length: int = Field(default=2048, gt=0)
+    threads: int | None = Field(default=None, gt=0)
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to deploy, call and swap one model; no network lookup at synth or run time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="config name (the file name without extension)")
+    model_id: str
+    model_version: str
+    task: Literal["embedding", "text-generation"]
+    payload_format: str
+    description: str = ""
+    deployable: bool = Field(default=True, description="false for local-only stand-ins with no JumpStart image")
+    embedding_dimension: int | None = Field(default=None, gt=0)
+    normalize_embeddings: bool = True
+    max_batch_size: int = Field(default=1, gt=0)
+    max_input_chars: int = Field(default=8000, gt=0)
+    chat_template: Literal["raw", "llama3", "mistral", "falcon", "gemma"] = "raw"
+    generation_defaults: dict[str, Any] = Field(default_factory=dict)
+    default_instance_type: str | None = None
+    default_instance_count: int = Field(default=1, ge=1)
+    eula_required: bool = False
+    environment: dict[str, str] = Field(default_factory=dict)
+    image_uris: dict[str, str] = Field(default_factory=dict, description="container image pinned per region")
+    model_data_uris: dict[str, str] = Field(default_factory=dict, description="model artifact pinned per region")
+    local: LocalModel | None = None
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> ModelConfig:
+        from endpoints.codecs import CODECS
+
+        codec = CODECS.get(self.payload_format)
+        if codec is None:
+            raise ValueError(f"payload_format: unknown format {self.payload_format!r}; known: {sorted(CODECS)}")
+        if codec.task != self.task:
+            raise ValueError(f"payload_format: {self.payload_format!r} is a {codec.task} format, task is {self.task}")
+        if self.task == "embedding" and self.embedding_dimension is None:
+            raise ValueError("embedding_dimension: required for embedding models")
+        if self.deployable:
+            if not self.default_instance_type:
+                raise ValueError("default_instance_type: required for deployable models")
+            if not self.image_uris:
+                raise ValueError("image_uris: a deployable model needs its container image pinned per region")
+        return self
+
+    def image_uri(self, region: str) -> str:
+        """The pinned container image for a region, or a clear error naming the missing pin."""
+        try:
+            return self.image_uris[region]
+        except KeyError:
+            raise ModelConfigError(
+                f"{self.name}: no image_uris pin for region {region!r} (pinned: {sorted(self.image_uris)}); "
+                "run scripts/refresh_jumpstart_pins.py on a machine with network access"
+            ) from None
+
+
+def available_models(configs_dir: Path | None = None) -> list[str]:
+    """Names of the model configs shipped in ``jumpstart_configs/``."""
+    directory = configs_dir or CONFIGS_DIR
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def load_model_config(name_or_path: str | Path, configs_dir: Path | None = None) -> ModelConfig:
+    """Load and validate a model config by name (``jumpstart_configs/<name>.yaml``) or by path."""
+    directory = configs_dir or CONFIGS_DIR
+    path = Path(name_or_path)
+    if path.suffix not in {".yaml", ".yml"}:
+        path = directory / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise UnknownModelError(
+            f"unknown model {str(name_or_path)!r}: no config at {path}; available: {', '.join(available_models(directory))}"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ModelConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ModelConfigError(f"{path}: expected a mapping at the top level")
+    raw.setdefault("name", path.stem)
+    try:
+        return ModelConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ModelConfigError(f"{path}: invalid model config: {problems}") from exc

@@ -1,0 +1,132 @@
+"""The models as LangChain components: ``Embeddings`` and a chat model over any transport and codec."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import BaseModel, ConfigDict
+
+from endpoints.codecs import EmbeddingCodec, GenerationCodec, GenerationRequest, embedding_codec, generation_codec
+from endpoints.config import ModelConfig
+from endpoints.errors import ModelResponseError
+from endpoints.templates import render
+from endpoints.transport import Transport
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+class EndpointEmbeddings(BaseModel, Embeddings):
+    """Embeddings from a model endpoint; batches respect the model's batch limit."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_id: str
+    transport: Any
+    codec: EmbeddingCodec
+    batch_size: int
+    dimension: int
+    normalize: bool = True
+    max_input_chars: int = 8000
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, transport: Transport) -> EndpointEmbeddings:
+        assert config.embedding_dimension is not None
+        return cls(
+            model_id=config.model_id,
+            transport=transport,
+            codec=embedding_codec(config.payload_format),
+            batch_size=config.max_batch_size,
+            dimension=config.embedding_dimension,
+            normalize=config.normalize_embeddings,
+            max_input_chars=config.max_input_chars,
+        )
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        body = self.codec.encode_request([t[: self.max_input_chars] for t in texts])
+        vectors = self.codec.decode_response(
+            self.transport.invoke(body, content_type=self.codec.content_type, accept=self.codec.accept), len(texts)
+        )
+        for v in vectors:
+            if len(v) != self.dimension:
+                raise ModelResponseError(f"{self.model_id}: returned {len(v)}-dimensional vectors, config says {self.dimension}")
+        if self.normalize:
+            vectors = [_unit(v) for v in vectors]
+        return vectors
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            out.extend(self._embed_batch(texts[start : start + self.batch_size]))
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed_batch([text])[0]
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
+class EndpointChatModel(BaseChatModel):
+    """A LangChain chat model over a model endpoint: chat formats get messages, text formats a rendered prompt."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_id: str
+    transport: Any
+    codec: GenerationCodec
+    chat_template: str = "raw"
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, transport: Transport) -> EndpointChatModel:
+        d = config.generation_defaults
+        return cls(
+            model_id=config.model_id,
+            transport=transport,
+            codec=generation_codec(config.payload_format),
+            chat_template=config.chat_template,
+            max_new_tokens=int(d.get("max_new_tokens", 256)),
+            temperature=float(d.get("temperature", 0.0)),
+            top_p=float(d.get("top_p", 1.0)),
+            stop=tuple(d.get("stop", ())),
+        )
+
+    @property
+    def _llm_type(self) -> str:
+        return "careqa-endpoint"
+
+    def request_for(self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any) -> GenerationRequest:
+        """The canonical request this model sends for ``messages`` (rendered for text formats)."""
+        turns = tuple({"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages)
+        return GenerationRequest(
+            prompt="" if self.codec.takes_messages else render(turns, self.chat_template),
+            messages=turns if self.codec.takes_messages else (),
+            max_new_tokens=int(kwargs.get("max_new_tokens", self.max_new_tokens)),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            stop=tuple(stop or ()) + tuple(s for s in self.stop if s not in (stop or ())),
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        body = self.codec.encode_request(self.request_for(messages, stop, **kwargs))
+        text = self.codec.decode_response(
+            self.transport.invoke(body, content_type=self.codec.content_type, accept=self.codec.accept)
+        )
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])

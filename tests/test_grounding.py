@@ -1,0 +1,84 @@
+"""The grounding guard keeps supported sentences and drops everything else, whatever the model wrote."""
+
+import pytest
+
+from careqa.config import GuardConfig
+from careqa.grounding import GroundingGuard, split_sentences, strip_verdict
+from careqa.types import Passage
+
+
+def passage(text: str, title: str = "Doc", n: int = 0) -> Passage:
+    return Passage(doc_id=f"t/{n}", chunk_id=f"t/{n}::0", kind="section", title=title, source_url="x.md",
+                   text=f"{title}\n{text}", fused_score=0.1, similarity=0.8)
+
+
+DELIVERY = passage(
+    "Standard delivery takes 3 to 5 business days after the order ships. Expedited delivery takes 1 to 2 "
+    "business days. Packages with controlled substances need an adult signature.", "Order and delivery status", 1)
+CODES = passage(
+    "Code 75 means the plan requires a prior authorization before it pays for the drug. "
+    "The agent contacts the prescriber, who submits the prior authorization request.", "Claim rejection codes", 2)
+
+
+@pytest.fixture(scope="module")
+def guard(embeddings):
+    return GroundingGuard(embeddings, GuardConfig())
+
+
+def test_an_invented_yes_about_an_uncovered_place_is_dropped(guard):
+    [check] = guard.check("Yes, the pharmacy can deliver to Canada.", [DELIVERY, CODES])
+    assert not check.supported
+    assert "canada" in check.reason
+
+
+def test_a_bare_yes_or_no_is_never_shown(guard):
+    checks = guard.check("Yes. No.", [DELIVERY])
+    assert checks == []  # nothing checkable is left once the verdicts are removed
+
+
+def test_a_supported_sentence_is_kept_and_cites_its_passage(guard):
+    [check] = guard.check("Code 75 means the plan requires a prior authorization before it pays [1].", [DELIVERY, CODES])
+    assert check.supported and check.citation == 2
+
+
+def test_a_wrong_number_is_dropped(guard):
+    [check] = guard.check("Code 76 means the plan requires a prior authorization before it pays.", [DELIVERY, CODES])
+    assert not check.supported
+
+
+def test_a_flipped_negation_is_dropped(guard):
+    [check] = guard.check("Packages with controlled substances do not need an adult signature.", [DELIVERY, CODES])
+    assert not check.supported
+
+
+def test_a_true_sentence_that_does_not_answer_the_question_is_dropped(guard, embeddings):
+    query = embeddings.embed_query("How long does expedited delivery take?")
+    checks = guard.check(
+        "Code 75 means the plan requires a prior authorization before it pays. Expedited delivery takes 1 to 2 business days.",
+        [DELIVERY, CODES], query,
+    )
+    assert [c.supported for c in checks] == [False, True]
+    assert checks[1].citation == 1
+
+
+def test_only_supported_sentences_survive_a_mixed_answer(guard):
+    checks = guard.check(
+        "Standard delivery takes 3 to 5 business days. Delivery is free for all orders over $20.", [DELIVERY, CODES]
+    )
+    assert [c.supported for c in checks] == [True, False]
+
+
+def test_extractive_fallback_quotes_the_closest_passage_sentences(guard, embeddings):
+    query = embeddings.embed_query("How long does standard delivery take?")
+    extracted = guard.extract(query, [CODES, DELIVERY])
+    assert extracted[0] == ("Standard delivery takes 3 to 5 business days after the order ships.", 2)
+
+
+def test_verdicts_are_removed_but_the_statement_kept():
+    assert strip_verdict("Yes, refills can be requested online.") == "Refills can be requested online."
+    assert strip_verdict("No.") == ""
+
+
+def test_sentences_split_on_punctuation_lines_and_bullets():
+    assert split_sentences("First one. Second one!\n- third item\n2) fourth") == [
+        "First one.", "Second one!", "third item", "fourth"]

@@ -1,0 +1,225 @@
+"""The HTTP API: authentication, tenant isolation through every route, errors as one JSON shape."""
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from careqa.auth import Principal
+from endpoints.errors import ModelResponseError, ModelThrottledError, ModelTimeoutError
+from tests.conftest import CLINIC_TOKEN, PHARMACY_TOKEN, SUPERVISOR_TOKEN, auth
+
+ROUTES = [("post", "/v1/ask", {"question": "What does code 75 mean?"}),
+          ("post", "/v1/feedback", {"answer_id": "0" * 32, "rating": "up"}),
+          ("get", "/v1/whoami", None)]
+
+
+def call(client, method, path, body, headers=None):
+    return getattr(client, method)(path, json=body, headers=headers or {}) if body is not None else (
+        getattr(client, method)(path, headers=headers or {}))
+
+
+@pytest.mark.parametrize("method,path,body", ROUTES)
+@pytest.mark.parametrize("headers,message", [
+    ({}, "missing bearer token"),
+    ({"Authorization": "Bearer not-a-real-token"}, "invalid bearer token"),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, "must be 'Bearer <token>'"),
+])
+def test_every_api_route_requires_a_valid_bearer_token(client, method, path, body, headers, message):
+    response = call(client, method, path, body, headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert message in response.json()["error"]["message"]
+
+
+def test_whoami_names_the_tenant_from_the_token(client):
+    assert client.get("/v1/whoami", headers=auth(CLINIC_TOKEN)).json() == {
+        "subject": "demo-clinic-agent", "tenant": "clinic", "tenant_name": "Lakeside Family Clinic"}
+
+
+def test_ask_returns_a_cited_answer_with_models_and_timings(client):
+    response = client.post("/v1/ask", json={"question": "What does rejection code 75 mean?"}, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 200
+    body = response.json()
+    assert "prior authorization" in body["text"].lower()
+    assert set(body["timings"]) == {"embed_ms", "retrieve_ms", "generate_ms", "check_ms", "total_ms"}
+    assert set(body["models"]) == {"embedding", "llm"}
+    source = body["sources"][0]
+    assert {"n", "title", "url", "snippet", "score", "doc_id"} <= set(source)
+
+
+def test_the_tenant_in_the_body_is_ignored(client):
+    response = client.post("/v1/ask", json={"question": "What does rejection code 75 mean?", "tenant": "pharmacy"},
+                           headers=auth(CLINIC_TOKEN))
+    assert response.status_code == 200
+    assert all(s["doc_id"].startswith("clinic/") for s in response.json()["sources"])
+
+
+@pytest.mark.parametrize("question", [
+    "What does rejection code 75 mean?", "How do I transfer a prescription?", "prior authorization refill too soon",
+    "How long does delivery take?",
+])
+def test_a_clinic_token_never_receives_a_pharmacy_document(client, question):
+    body = client.post("/v1/ask", json={"question": question}, headers=auth(CLINIC_TOKEN)).json()
+    assert body["sources"], "the clinic still gets its own closest documents"
+    for source in body["sources"]:
+        assert source["doc_id"].startswith("clinic/")
+        assert "/sources/pharmacy/" not in source["url"]
+    assert "rejection code" not in body["text"].lower()
+
+
+def source_link(client, token, question):
+    body = client.post("/v1/ask", json={"question": question}, headers=auth(token)).json()
+    return next(s["url"] for s in body["sources"] if s["url"].startswith("/sources/"))
+
+
+def test_source_links_open_without_a_header_and_show_the_document(client):
+    url = source_link(client, PHARMACY_TOKEN, "What does rejection code 75 mean?")
+    page = client.get(url.split("#")[0])
+    assert page.status_code == 200
+    assert "Prior authorization required" in page.text or "prior authorization" in page.text.lower()
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+def test_a_source_link_cannot_be_pointed_at_another_tenant_or_file(client):
+    url = source_link(client, CLINIC_TOKEN, "How do I cancel an appointment?").split("#")[0]
+    parts = urlsplit(url)
+    stolen = parts.path.replace("/sources/clinic/", "/sources/pharmacy/", 1)
+    other_file = re.sub(r"/[^/]+$", "/claim-rejection-codes.md", parts.path)
+    for path in (stolen, other_file, parts.path.replace("/sources/clinic/", "/sources/clinic/../pharmacy/")):
+        assert client.get(f"{path}?{parts.query}").status_code == 404
+    assert client.get(f"{parts.path}?{parts.query.replace('sig=', 'sig=0')}").status_code == 404
+
+
+def test_feedback_is_stored_and_exported_with_the_answer(client, app):
+    answer = client.post("/v1/ask", json={"question": "How do refills work?"}, headers=auth(PHARMACY_TOKEN)).json()
+    response = client.post("/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "down",
+                                                 "comment": "Missing the auto-refill detail"}, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 201
+    rows = [r for r in app.state.feedback_store.export("pharmacy") if r["answer_id"] == answer["answer_id"]]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["rating"] == "down" and row["comment"] == "Missing the auto-refill detail"
+    assert row["question"] == "How do refills work?" and row["answer"] == answer["text"]
+    assert row["sources"] == answer["sources"] and row["models"] == answer["models"]
+    assert row["subject"] == "demo-pharmacy-agent"
+
+
+def test_a_colleague_in_the_same_tenant_can_rate_an_answer(client):
+    answer = client.post("/v1/ask", json={"question": "How do refills work?"}, headers=auth(PHARMACY_TOKEN)).json()
+    response = client.post("/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "up"}, headers=auth(SUPERVISOR_TOKEN))
+    assert response.status_code == 201
+
+
+def test_another_tenant_cannot_rate_or_see_an_answer(client, app):
+    answer = client.post("/v1/ask", json={"question": "How do refills work?"}, headers=auth(PHARMACY_TOKEN)).json()
+    response = client.post("/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "down"}, headers=auth(CLINIC_TOKEN))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert all(r["tenant"] == "clinic" for r in app.state.feedback_store.export("clinic"))
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ({"question": ""}, "question is empty"),
+    ({"question": "   \n "}, "question is empty"),
+    ({"question": "why " * 300}, "too long"),
+    ({}, "question: Field required"),
+    ({"question": 42}, "question: Input should be a valid string"),
+])
+def test_bad_questions_get_a_clear_422(client, body, fragment):
+    response = client.post("/v1/ask", json=body, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 422
+    assert fragment in response.json()["error"]["message"]
+
+
+def test_an_oversized_body_is_refused_before_parsing(client):
+    response = client.post("/v1/ask", content=b'{"question": "' + b"a" * 70_000 + b'"}',
+                           headers=auth(PHARMACY_TOKEN) | {"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("body", [{"answer_id": "nope", "rating": "up"}, {"answer_id": "0" * 32, "rating": "meh"},
+                                  {"answer_id": "0" * 32, "rating": "up", "comment": "x" * 2001}])
+def test_bad_feedback_is_a_422(client, body):
+    assert client.post("/v1/feedback", json=body, headers=auth(PHARMACY_TOKEN)).status_code == 422
+
+
+def test_feedback_for_an_unknown_answer_is_a_404(client):
+    response = client.post("/v1/feedback", json={"answer_id": "f" * 32, "rating": "up"}, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 404
+
+
+class FailingModel:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def invoke(self, *_args, **_kwargs):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc,status,code", [
+    (ModelTimeoutError("llm: generation exceeded 60s"), 504, "model_timeout"),
+    (ModelThrottledError("llm: ThrottlingException after 4 attempts"), 503, "model_busy"),
+    (ModelResponseError("llm: model error: CUDA out of memory"), 502, "model_error"),
+])
+def test_model_failures_become_clear_errors_and_store_nothing(client, app, runtime, monkeypatch, exc, status, code):
+    monkeypatch.setattr(runtime.engine, "chat_model", FailingModel(exc))
+    before = len(list(app.state.feedback_store.export()))
+    response = client.post("/v1/ask", json={"question": "What happens when a package is lost in the mail?"},
+                           headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert len(list(app.state.feedback_store.export())) == before
+
+
+def test_a_real_local_model_timeout_is_a_504(client, runtime, monkeypatch):
+    container = runtime.chat_model.transport.container
+    monkeypatch.setattr(container, "timeout_s", 0.0)
+    response = client.post("/v1/ask", json={"question": "What happens when a package is lost in the mail?"},
+                           headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 504
+
+
+def test_probes_and_the_openapi_document(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/ask", "/v1/feedback", "/v1/whoami", "/healthz", "/readyz"} <= set(paths)
+
+
+def test_the_agent_page_is_served_with_a_strict_csp(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "CareQA" in page.text
+    assert "script-src" not in page.headers["content-security-policy"] or "unsafe-inline" not in page.headers[
+        "content-security-policy"].split("script-src")[1]
+
+
+def test_principal_is_immutable():
+    with pytest.raises(AttributeError):
+        Principal("a", "pharmacy").tenant = "clinic"  # type: ignore[misc]
+
+
+def test_demo_tokens_are_refused_on_a_public_interface(settings):
+    from typer.testing import CliRunner
+
+    from careqa.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--config", str(settings.config_file)])
+    assert result.exit_code == 2
+    assert "demo tokens" in result.output
+
+
+def test_no_question_text_reaches_the_logs(client, caplog):
+    secret = "Patient Jane Roe DOB 1970-01-01 wants her refill"
+    with caplog.at_level("DEBUG"):
+        client.post("/v1/ask", json={"question": secret}, headers=auth(PHARMACY_TOKEN))
+    assert "Jane" not in caplog.text and "1970" not in caplog.text
+
+
+def test_a_fresh_client_without_lifespan_reports_ready_after_warm_up(settings, runtime):
+    from careqa.service.app import create_app
+
+    with TestClient(create_app(settings, runtime=runtime, warm_up=False)) as c:
+        assert c.get("/readyz").status_code == 200
