@@ -60,11 +60,17 @@ class AnswerEngine:
         self.base_model = base_model
         self.link = link
 
-    def _sources(self, tenant: str, passages: Sequence[Passage]) -> list[Source]:
+    def _sources(self, tenant: str, passages: Sequence[Passage], order: Sequence[int]) -> list[Source]:
+        """Sources in citation order (numbered 1..n as cited), then related documents above the evidence bar."""
+        chosen = list(order) + [
+            i for i, p in enumerate(passages)
+            if i not in order and (not order or p.similarity >= self.settings.retrieval.min_evidence)
+        ]
         return [
-            Source(n=n, title=p.title, url=self.link(tenant, p.source_url), snippet=_snippet(p),
-                   score=round(p.similarity, 4), doc_id=p.doc_id)
-            for n, p in enumerate(passages, start=1)
+            Source(n=n, title=passages[i].title, url=self.link(tenant, passages[i].source_url),
+                   snippet=_snippet(passages[i]), score=round(passages[i].similarity, 4),
+                   doc_id=passages[i].doc_id, cited=i in order)
+            for n, i in enumerate(chosen, start=1)
         ]
 
     def ask(self, tenant: str, question: str) -> Answer:
@@ -107,6 +113,16 @@ class AnswerEngine:
                 timings.generate_ms = (t1 - t0) * 1000
                 timings.check_ms = (time.perf_counter() - t1) * 1000
 
+        # Renumber citations in order of first use, so the answer reads [1], [2], ... and the sources match.
+        order: list[int] = []
+        for sentence in sentences:
+            for c in sentence.citations:
+                if c - 1 not in order:
+                    order.append(c - 1)
+        sentences = [
+            AnswerSentence(text=s.text, citations=sorted({order.index(c - 1) + 1 for c in s.citations}))
+            for s in sentences
+        ]
         if not sentences:
             text = NOT_FOUND
         else:
@@ -119,7 +135,7 @@ class AnswerEngine:
             mode=mode,  # type: ignore[arg-type]
             text=text,
             sentences=sentences,
-            sources=self._sources(tenant, passages),
+            sources=self._sources(tenant, passages, order),
             dropped_sentences=dropped,
             models=self.models,
             timings=timings,

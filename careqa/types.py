@@ -73,6 +73,7 @@ class Source(BaseModel):
     snippet: str
     score: float = Field(description="cosine similarity of the question to this source")
     doc_id: str
+    cited: bool = Field(default=False, description="whether the answer cites it (others are related documents)")
 
 
 class AnswerSentence(BaseModel):

@@ -66,6 +66,14 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The caller's identity from the bearer token; the tenant is the identity's, never the request's."""
+    return request.app.state.auth.authenticate(authorization)  # type: ignore[no-any-return]
+
+
+Authed = Annotated[Principal, Depends(principal)]
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
@@ -111,6 +119,7 @@ def create_app(
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.feedback_store = store
+    app.state.auth = auth
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -147,11 +156,6 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, "http_error", str(exc.detail))
-
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        return auth.authenticate(authorization)
-
-    Authed = Annotated[Principal, Depends(principal)]
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -92,7 +92,7 @@
       link.textContent = s.title;
       const score = document.createElement("span");
       score.className = "hint";
-      score.textContent = " · match " + s.score.toFixed(2);
+      score.textContent = (s.cited ? "" : " · related") + " · match " + s.score.toFixed(2);
       const snippet = document.createElement("span");
       snippet.className = "snippet";
       snippet.textContent = s.snippet;
