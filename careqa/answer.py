@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 
 from careqa.config import Settings
 from careqa.errors import InvalidQuestionError
-from careqa.grounding import GroundingGuard, passage_body, split_sentences
+from careqa.grounding import GroundingGuard, content_terms, key_words, passage_body, split_sentences
 from careqa.prompting import build_messages
 from careqa.retrieve import HybridRetriever
 from careqa.types import Answer, AnswerSentence, Passage, Source, Timings
@@ -83,10 +83,24 @@ class AnswerEngine:
         sentences: list[AnswerSentence] = []
         dropped = 0
         mode = "not_found"
+        note: str | None = None
+        # A question that names something (a number, a code, a place, a product) that no retrieved passage
+        # mentions cannot be answered from them, however similar the rest of the wording is.
+        named = key_words(question)
+        keys = set(named)
+        known = set().union(*(content_terms(f"{p.title} {p.text}") for p in passages)) if passages else set()
+        unknown = sorted(keys - known)
 
-        if passages and retrieval.best_similarity >= self.settings.retrieval.min_evidence:
+        if not passages or retrieval.best_similarity < self.settings.retrieval.min_evidence:
+            note = "No passage in the knowledge base is close enough to this question."
+        elif unknown:
+            note = f"The knowledge base does not mention {', '.join(named[k] for k in unknown)}."
+        else:
+            # Embeddings barely tell "code 65" from "code 75": a curated pair must also contain every
+            # number, code and name of the question, or it is not the pair that was asked about.
             curated = max(
-                (p for p in passages if p.kind in {"question", "answer"} and p.question_similarity is not None),
+                (p for p in passages if p.kind in {"question", "answer"} and p.question_similarity is not None
+                 and keys <= content_terms(f"{p.question} {p.text}")),
                 key=lambda p: p.question_similarity or -1.0,
                 default=None,
             )
@@ -100,16 +114,24 @@ class AnswerEngine:
                 generated = str(self.chat_model.invoke(messages).content)
                 t1 = time.perf_counter()
                 checks = self.guard.check(generated, passages, retrieval.query_vector)
-                kept = [c for c in checks if c.supported]
-                dropped = len(checks) - len(kept)
+                kept: dict[str, AnswerSentence] = {}
+                for c in checks:
+                    norm = " ".join(c.text.lower().rstrip(".!").split())
+                    # Small models repeat themselves; a sentence contained in one already kept adds nothing.
+                    if c.supported and not any(norm in k or k in norm for k in kept):
+                        kept[norm] = AnswerSentence(text=c.text, citations=[c.citation or 1])
+                dropped = sum(not c.supported for c in checks)
                 if kept:
-                    sentences = [AnswerSentence(text=c.text, citations=[c.citation or 1]) for c in kept]
+                    sentences = list(kept.values())
                     mode = "generated"
                 else:
-                    extracted = self.guard.extract(retrieval.query_vector, passages)
+                    extracted = self.guard.extract(retrieval.query_vector, passages, keys=keys)
                     if extracted:
                         sentences = [AnswerSentence(text=s, citations=[n]) for s, n in extracted]
                         mode = "extractive"
+                        note = "The model's answer could not be verified; these sentences are quoted from the sources."
+                    else:
+                        note = "No sentence in the closest passages answers this question."
                 timings.generate_ms = (t1 - t0) * 1000
                 timings.check_ms = (time.perf_counter() - t1) * 1000
 
@@ -137,6 +159,7 @@ class AnswerEngine:
             sentences=sentences,
             sources=self._sources(tenant, passages, order),
             dropped_sentences=dropped,
+            note=note,
             models=self.models,
             timings=timings,
         )

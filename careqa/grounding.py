@@ -27,6 +27,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _VERDICT = re.compile(r"^(?:yes|no|yeah|nope|correct|incorrect|true|false)\b[\s,.!:;-]*", re.IGNORECASE)
 _NEGATIONS = {"not", "no", "never", "cannot", "nor", "without", "none", "neither", "nothing", "unable"}
 _STOP = ENGLISH_STOP_WORDS - _NEGATIONS
+#: a sentence with fewer content words than this says too little to be checked ("The claim was rejected.")
+MIN_CONTENT_TERMS = 3
 
 
 def split_sentences(text: str) -> list[str]:
@@ -52,14 +54,19 @@ def content_terms(text: str) -> set[str]:
     return {_stemmer.stemWord(w.lower()) for w in _words(text) if w.lower() not in _STOP and (len(w) > 1 or w.isdigit())}
 
 
-def key_terms(sentence: str) -> set[str]:
-    """Terms a supporting passage must contain verbatim: numbers, codes and capitalised names."""
+def key_words(sentence: str) -> dict[str, str]:
+    """Numbers, codes and capitalised names in a sentence, by stem, with the word as written."""
     words = _words(sentence)
-    keys = set()
+    keys: dict[str, str] = {}
     for i, w in enumerate(words):
         if any(ch.isdigit() for ch in w) or (i > 0 and w[0].isupper() and w.lower() not in _STOP):
-            keys.add(_stemmer.stemWord(w.lower()))
+            keys.setdefault(_stemmer.stemWord(w.lower()), w)
     return keys
+
+
+def key_terms(sentence: str) -> set[str]:
+    """Terms a supporting passage must contain verbatim: numbers, codes and capitalised names."""
+    return set(key_words(sentence))
 
 
 def clean_generated(text: str) -> str:
@@ -137,7 +144,13 @@ class GroundingGuard:
         results = []
         for sentence, svec in zip(candidates, cand_vecs, strict=True):
             terms, keys = content_terms(sentence), key_terms(sentence)
-            if len(terms) < 2:
+            if sentence.rstrip("\"')]").endswith("?"):
+                results.append(SentenceCheck(sentence, False, None, 0.0, 0.0, "a question, not an answer"))
+                continue
+            if not sentence.rstrip("\"')]").endswith((".", "!")):
+                results.append(SentenceCheck(sentence, False, None, 0.0, 0.0, "an unfinished sentence"))
+                continue
+            if len(terms) < MIN_CONTENT_TERMS:
                 results.append(SentenceCheck(sentence, False, None, 0.0, 0.0, "no checkable content"))
                 continue
             best: SentenceCheck | None = None
@@ -166,16 +179,32 @@ class GroundingGuard:
             results.append(best or SentenceCheck(sentence, False, None, 0.0, 0.0, fallback_reason))
         return results
 
-    def extract(self, query_vector: Sequence[float], passages: Sequence[Passage], limit: int = 2) -> list[tuple[str, int]]:
-        """The passage sentences closest to the question: an answer that is supported by construction."""
+    def extract(
+        self, query_vector: Sequence[float], passages: Sequence[Passage], limit: int = 2, keys: set[str] | None = None
+    ) -> list[tuple[str, int]]:
+        """The passage sentences closest to the question: an answer that is supported by construction.
+
+        Sentences that contain the question's key terms (``keys``: its numbers, codes and names) come first,
+        because embeddings barely distinguish "code 75" from "code 79".
+        """
         views = self._views(passages)
-        pairs = [(s, n) for n, v in enumerate(views, start=1) for s in v.body if len(content_terms(s)) >= 3]
+        pairs = [
+            (s, n) for n, v in enumerate(views, start=1) for s in v.body
+            if len(content_terms(s)) >= MIN_CONTENT_TERMS and not s.rstrip().endswith("?")
+        ]
         if not pairs:
             return []
         vectors = self.embeddings.embed_documents([s for s, _ in pairs])
-        scored = sorted(
-            ((sum(a * b for a, b in zip(query_vector, v, strict=True)), s, n) for (s, n), v in zip(pairs, vectors, strict=True)),
-            reverse=True,
-        )
-        chosen = [(s, n) for sim, s, n in scored if sim >= self.config.extractive_min_similarity][:limit]
-        return chosen
+        scored = []
+        for (sentence, n), vector in zip(pairs, vectors, strict=True):
+            similarity = sum(a * b for a, b in zip(query_vector, vector, strict=True))
+            has_keys = bool(keys) and keys <= content_terms(sentence)  # type: ignore[operator]
+            scored.append((has_keys, similarity, sentence, n))
+        if any(has_keys for has_keys, *_ in scored):
+            scored = [t for t in scored if t[0]]  # another code's sentence is not an answer about this one
+        scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
+        chosen: list[tuple[str, int]] = []
+        for _, similarity, sentence, n in scored:
+            if similarity >= self.config.extractive_min_similarity and all(sentence != c for c, _ in chosen):
+                chosen.append((sentence, n))
+        return chosen[:limit]

@@ -105,6 +105,7 @@ class Answer(BaseModel):
     sentences: list[AnswerSentence]
     sources: list[Source]
     dropped_sentences: int = Field(default=0, description="generated sentences removed as unsupported")
+    note: str | None = Field(default=None, description="why the answer is what it is, for the agent")
     models: dict[str, str]
     timings: Timings
 

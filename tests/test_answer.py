@@ -1,5 +1,7 @@
 """Answers on the sample knowledge base: cited, grounded, tenant-scoped, honest when nothing is found."""
 
+import re
+
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
@@ -7,7 +9,9 @@ from careqa.answer import NOT_FOUND, AnswerEngine
 from careqa.errors import InvalidQuestionError, UnknownTenantError
 from careqa.grounding import GroundingGuard
 
-YES_NO = ("yes", "no")
+def verdict(text: str) -> bool:
+    """Whether a text opens with a yes/no verdict ("Not found" is not one)."""
+    return re.match(r"\s*(yes|no|nope|yeah)\b", text, re.IGNORECASE) is not None
 
 
 class ExplodingChatModel(FakeListChatModel):
@@ -53,17 +57,31 @@ def test_a_question_outside_the_knowledge_base_is_not_found_without_calling_the_
     "Yes.",
     "Yes, we ship to Canada within 3 to 5 business days [1].",
 ])
-def test_canada_never_gets_an_invented_yes_or_no_whatever_the_model_says(runtime, invented):
-    answer = engine_with(runtime, FakeListChatModel(responses=[invented])).ask("pharmacy", "Can the pharmacy deliver to Canada?")
+@pytest.mark.parametrize("question", ["Can the pharmacy deliver to Canada?", "can you guys deliver to canada"])
+def test_canada_never_gets_an_invented_yes_or_no_whatever_the_model_says(runtime, invented, question):
+    # The lower-case spelling names no proper noun, so it reaches the model and the guard has to catch it.
+    answer = engine_with(runtime, FakeListChatModel(responses=[invented])).ask("pharmacy", question)
     assert "canada" not in answer.text.lower()
-    assert not answer.text.lower().startswith(YES_NO)
-    assert all(not s.text.lower().startswith(YES_NO) for s in answer.sentences)
+    assert not verdict(answer.text)
+    assert not any(verdict(s.text) for s in answer.sentences)
+
+
+def test_a_question_naming_something_the_knowledge_base_never_mentions_is_not_found(runtime):
+    answer = engine_with(runtime, ExplodingChatModel(responses=["never"])).ask("pharmacy", "Can the pharmacy deliver to Canada?")
+    assert answer.status == "not_found"
+    assert answer.note == "The knowledge base does not mention Canada."
+
+
+def test_a_curated_pair_for_another_code_is_not_returned(runtime):
+    model = FakeListChatModel(responses=["Code 79 means the refill was submitted too soon."])
+    answer = engine_with(runtime, model).ask("pharmacy", "The claim came back with code 79, what do I tell the patient?")
+    assert "79" in answer.text and "75" not in answer.text
 
 
 def test_canada_with_the_real_local_model(runtime):
     answer = runtime.engine.ask("pharmacy", "Can the pharmacy deliver to Canada?")
     assert "canada" not in answer.text.lower()
-    assert not answer.text.lower().startswith(YES_NO)
+    assert not verdict(answer.text)
 
 
 def test_unsupported_generated_sentences_are_dropped_and_counted(runtime):
@@ -95,7 +113,7 @@ def test_unknown_tenant_is_a_clear_error(runtime):
         runtime.engine.ask("hospital", "anything")
 
 
-@pytest.mark.parametrize("question,message", [("   ", "question is empty"), ("x" * 1001, "too long (1001 characters")])
+@pytest.mark.parametrize("question,message", [("   ", "question is empty"), ("x" * 1001, r"too long \(1001 characters")])
 def test_empty_and_oversized_questions_are_refused(runtime, question, message):
     with pytest.raises(InvalidQuestionError, match=message):
         runtime.engine.ask("pharmacy", question)

@@ -78,6 +78,8 @@
         });
       });
     }
+    $("note").textContent = a.note || "";
+    $("note").hidden = !a.note;
     $("sources-title").textContent = a.status === "not_found" ? "Closest documents" : "Sources";
     const list = $("sources");
     list.replaceChildren();
