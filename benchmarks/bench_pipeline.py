@@ -26,6 +26,7 @@ from careqa.config import load_settings  # noqa: E402
 from careqa.ingest import ingest_folder  # noqa: E402
 from careqa.knowledge import load_folder  # noqa: E402
 from careqa.runtime import Runtime  # noqa: E402
+from endpoints.errors import ModelInvocationError  # noqa: E402
 
 SAMPLE_QUESTIONS = [
     "What does rejection code 75 mean?",
@@ -82,7 +83,11 @@ def bench_answers(runtime: Runtime, tenant: str, questions: list[str]) -> dict[s
     stages: dict[str, list[float]] = {k: [] for k in ("embed_ms", "retrieve_ms", "generate_ms", "check_ms", "total_ms")}
     modes: dict[str, int] = {}
     for q in questions:
-        answer = runtime.engine.ask(tenant, q)
+        try:
+            answer = runtime.engine.ask(tenant, q)
+        except ModelInvocationError as exc:  # counted, not fatal: a timeout is a finding, not a crash
+            modes[type(exc).__name__] = modes.get(type(exc).__name__, 0) + 1
+            continue
         modes[answer.mode] = modes.get(answer.mode, 0) + 1
         for k in stages:
             stages[k].append(getattr(answer.timings, k))
@@ -105,16 +110,28 @@ def medquad_folder(eval_dir: Path, pairs: int, into: Path) -> Path:
             if pairs and i >= pairs:
                 break
             r = json.loads(line)
-            dst.write(json.dumps({"id": r["id"], "question": r["question"], "answer": r["answer"],
-                                  "title": r.get("focus") or r["question"], "source_url": r["source_url"]}) + "\n")
+            dst.write(
+                json.dumps(
+                    {
+                        "id": r["id"],
+                        "question": r["question"],
+                        "answer": r["answer"],
+                        "title": r.get("focus") or r["question"],
+                        "source_url": r["source_url"],
+                    }
+                )
+                + "\n"
+            )
     return into
 
 
 def show_ingest(name: str, r: dict[str, float]) -> None:
     print(f"\n== ingestion: {name} ({r['documents']} documents, {r['chunks']} chunks)")
     print(f"  raw embedding model (baseline)  {r['raw_embed_chunks_per_s']:8.1f} chunks/s")
-    print(f"  careqa ingest                   {r['ingest_chunks_per_s']:8.1f} chunks/s   "
-          f"ratio {r['ingest_vs_raw']:.2f} of raw; embedding is {r['embed_share_of_ingest']:.0%} of ingest time")
+    print(
+        f"  careqa ingest                   {r['ingest_chunks_per_s']:8.1f} chunks/s   "
+        f"ratio {r['ingest_vs_raw']:.2f} of raw; embedding is {r['embed_share_of_ingest']:.0%} of ingest time"
+    )
     print(f"  re-ingest, nothing changed      {r['reingest_unchanged_s']:8.2f} s")
 
 
@@ -147,8 +164,14 @@ def main() -> None:
 
         if (args.eval_dir / "medquad-kb.jsonl").exists():
             folder = medquad_folder(args.eval_dir, args.medquad_pairs, Path(tmp) / "medquad")
-            medquad = settings.model_copy(update={"tenants": [*settings.tenants,
-                                                                settings.tenants[0].model_copy(update={"id": "medquad", "kb_path": folder})]})
+            medquad = settings.model_copy(
+                update={
+                    "tenants": [
+                        *settings.tenants,
+                        settings.tenants[0].model_copy(update={"id": "medquad", "kb_path": folder}),
+                    ]
+                }
+            )
             runtime.settings = medquad
             runtime.engine.settings = medquad
             results["medquad_ingest"] = r = bench_ingest(runtime, folder, "medquad")

@@ -60,16 +60,34 @@ class AnswerEngine:
         self.base_model = base_model
         self.link = link
 
-    def _sources(self, tenant: str, passages: Sequence[Passage], order: Sequence[int]) -> list[Source]:
-        """Sources in citation order (numbered 1..n as cited), then related documents above the evidence bar."""
+    def _sources(self, tenant: str, passages: Sequence[Passage], order: Sequence[int], keys: set[str]) -> list[Source]:
+        """Sources in citation order (numbered 1..n as cited), then related documents above the evidence bar.
+
+        A related document must also contain the question's codes and names: for "code 75", the pages about
+        codes 65 and 79 are near in embedding space and no help.
+        """
         chosen = list(order) + [
-            i for i, p in enumerate(passages)
-            if i not in order and (not order or p.similarity >= self.settings.retrieval.min_evidence)
+            i
+            for i, p in enumerate(passages)
+            if i not in order
+            and (
+                not order
+                or (
+                    p.similarity >= self.settings.retrieval.min_evidence
+                    and keys <= content_terms(f"{p.title} {p.text}")
+                )
+            )
         ]
         return [
-            Source(n=n, title=passages[i].title, url=self.link(tenant, passages[i].source_url),
-                   snippet=_snippet(passages[i]), score=round(passages[i].similarity, 4),
-                   doc_id=passages[i].doc_id, cited=i in order)
+            Source(
+                n=n,
+                title=passages[i].title,
+                url=self.link(tenant, passages[i].source_url),
+                snippet=_snippet(passages[i]),
+                score=round(passages[i].similarity, 4),
+                doc_id=passages[i].doc_id,
+                cited=i in order,
+            )
             for n, i in enumerate(chosen, start=1)
         ]
 
@@ -99,8 +117,13 @@ class AnswerEngine:
             # Embeddings barely tell "code 65" from "code 75": a curated pair must also contain every
             # number, code and name of the question, or it is not the pair that was asked about.
             curated = max(
-                (p for p in passages if p.kind in {"question", "answer"} and p.question_similarity is not None
-                 and keys <= content_terms(f"{p.question} {p.text}")),
+                (
+                    p
+                    for p in passages
+                    if p.kind in {"question", "answer"}
+                    and p.question_similarity is not None
+                    and keys <= content_terms(f"{p.question} {p.text}")
+                ),
                 key=lambda p: p.question_similarity or -1.0,
                 default=None,
             )
@@ -157,7 +180,7 @@ class AnswerEngine:
             mode=mode,  # type: ignore[arg-type]
             text=text,
             sentences=sentences,
-            sources=self._sources(tenant, passages, order),
+            sources=self._sources(tenant, passages, order, keys),
             dropped_sentences=dropped,
             note=note,
             models=self.models,

@@ -75,17 +75,12 @@ def chunk_record(record: KBRecord, digest: str | None = None) -> list[Chunk]:
             add("answer", text, text, record.source_url)
         return chunks
 
-    if record.fmt in {"markdown", "html"}:
-        sections = _headers.split_text(record.text)
-    else:
-        sections = []
-    if not sections:
-        sections_plain = [(None, record.text)]
-    else:
-        sections_plain = [
-            (s.metadata.get("h3") or s.metadata.get("h2") or s.metadata.get("h1"), s.page_content) for s in sections
-        ]
-    for heading, body in sections_plain:
+    # Plain text has no headings to split on: one section, no anchor.
+    sections: list[tuple[str | None, str]] = [
+        (s.metadata.get("h3") or s.metadata.get("h2") or s.metadata.get("h1"), s.page_content)
+        for s in (_headers.split_text(record.text) if record.fmt in {"markdown", "html"} else [])
+    ] or [(None, record.text)]
+    for heading, body in sections:
         for part in _splitter.split_text(body):
             label = f"{record.title} — {heading}" if heading and heading != record.title else record.title
             text = f"{label}\n{part}"

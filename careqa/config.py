@@ -105,12 +105,16 @@ class RetrievalConfig(_Strict):
     lexical_weight: float = Field(default=1.0, ge=0)
     dense_weight: float = Field(default=1.0, ge=0)
     min_evidence: float = Field(default=0.40, ge=-1, le=1, description="best cosine similarity needed to answer")
-    curated_match: float = Field(default=0.80, ge=-1, le=1, description="question similarity to return a curated answer")
+    curated_match: float = Field(
+        default=0.80, ge=-1, le=1, description="question similarity to return a curated answer"
+    )
 
 
 class GuardConfig(_Strict):
     min_similarity: float = Field(default=0.55, ge=-1, le=1, description="sentence-to-passage cosine needed")
-    min_coverage: float = Field(default=0.75, ge=0, le=1, description="share of a sentence's content words in the passage")
+    min_coverage: float = Field(
+        default=0.75, ge=0, le=1, description="share of a sentence's content words in the passage"
+    )
     min_relevance: float = Field(default=0.30, ge=-1, le=1, description="sentence-to-question cosine needed")
     extractive_min_similarity: float = Field(default=0.45, ge=-1, le=1)
 
@@ -180,7 +184,9 @@ class Settings(BaseSettings):
         for tenant in self.tenants:
             if tenant.id == tenant_id:
                 return tenant
-        raise UnknownTenantError(f"unknown tenant {tenant_id!r}; configured tenants: {', '.join(t.id for t in self.tenants)}")
+        raise UnknownTenantError(
+            f"unknown tenant {tenant_id!r}; configured tenants: {', '.join(t.id for t in self.tenants)}"
+        )
 
     @property
     def index_path(self) -> Path:
@@ -199,7 +205,9 @@ def hash_token(token: str) -> str:
 def _resolve_relative(settings: Settings) -> Settings:
     base = settings.config_file.resolve().parent
     tenants = [
-        t.model_copy(update={"kb_path": (base / t.kb_path).resolve()}) if t.kb_path and not t.kb_path.is_absolute() else t
+        t.model_copy(update={"kb_path": (base / t.kb_path).resolve()})
+        if t.kb_path and not t.kb_path.is_absolute()
+        else t
         for t in settings.tenants
     ]
     return settings.model_copy(update={"tenants": tenants})

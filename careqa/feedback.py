@@ -66,14 +66,25 @@ class SQLiteFeedbackStore:
         with self._lock, self._conn:
             self._conn.execute(
                 "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-                (answer.answer_id, answer.tenant, subject, question, answer.model_dump_json(),
-                 datetime.now(UTC).isoformat()),
+                (
+                    answer.answer_id,
+                    answer.tenant,
+                    subject,
+                    question,
+                    answer.model_dump_json(),
+                    datetime.now(UTC).isoformat(),
+                ),
             )
 
     def add_feedback(self, *, tenant: str, subject: str, answer_id: str, rating: Rating, comment: str) -> Feedback:
         feedback = Feedback(
-            feedback_id=uuid.uuid4().hex, answer_id=answer_id, tenant=tenant, subject=subject,
-            rating=rating, comment=comment, created_at=datetime.now(UTC),
+            feedback_id=uuid.uuid4().hex,
+            answer_id=answer_id,
+            tenant=tenant,
+            subject=subject,
+            rating=rating,
+            comment=comment,
+            created_at=datetime.now(UTC),
         )
         with self._lock, self._conn:
             row = self._conn.execute("SELECT tenant FROM answers WHERE answer_id = ?", (answer_id,)).fetchone()
@@ -98,10 +109,19 @@ class SQLiteFeedbackStore:
         for row in self._conn.execute(query + " ORDER BY f.created_at", params):
             answer = json.loads(row[8])
             yield {
-                "feedback_id": row[0], "answer_id": row[1], "tenant": row[2], "subject": row[3],
-                "rating": row[4], "comment": row[5], "created_at": row[6], "question": row[7],
-                "answer": answer["text"], "mode": answer["mode"], "status": answer["status"],
-                "sources": answer["sources"], "models": answer["models"],
+                "feedback_id": row[0],
+                "answer_id": row[1],
+                "tenant": row[2],
+                "subject": row[3],
+                "rating": row[4],
+                "comment": row[5],
+                "created_at": row[6],
+                "question": row[7],
+                "answer": answer["text"],
+                "mode": answer["mode"],
+                "status": answer["status"],
+                "sources": answer["sources"],
+                "models": answer["models"],
             }
 
     def close(self) -> None:

@@ -51,7 +51,9 @@ def _negated(words: Sequence[str]) -> bool:
 
 def content_terms(text: str) -> set[str]:
     """Stemmed content words of a text (stop words dropped, negations kept)."""
-    return {_stemmer.stemWord(w.lower()) for w in _words(text) if w.lower() not in _STOP and (len(w) > 1 or w.isdigit())}
+    return {
+        _stemmer.stemWord(w.lower()) for w in _words(text) if w.lower() not in _STOP and (len(w) > 1 or w.isdigit())
+    }
 
 
 def key_words(sentence: str) -> dict[str, str]:
@@ -175,7 +177,9 @@ class GroundingGuard:
             if best is not None and query_vector is not None:
                 relevance = sum(a * b for a, b in zip(svec, query_vector, strict=True))
                 if relevance < self.config.min_relevance:
-                    best = SentenceCheck(sentence, False, None, best.similarity, best.coverage, "not about the question")
+                    best = SentenceCheck(
+                        sentence, False, None, best.similarity, best.coverage, "not about the question"
+                    )
             results.append(best or SentenceCheck(sentence, False, None, 0.0, 0.0, fallback_reason))
         return results
 
@@ -189,7 +193,9 @@ class GroundingGuard:
         """
         views = self._views(passages)
         pairs = [
-            (s, n) for n, v in enumerate(views, start=1) for s in v.body
+            (s, n)
+            for n, v in enumerate(views, start=1)
+            for s in v.body
             if len(content_terms(s)) >= MIN_CONTENT_TERMS and not s.rstrip().endswith("?")
         ]
         if not pairs:

@@ -255,7 +255,9 @@ def load_file(path: Path, root: Path, tenant: str) -> tuple[list[KBRecord], list
     rel = path.relative_to(root).as_posix()
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        return [], [Rejection(rel, None, f"unsupported file type {suffix or '(none)'}; supported: {sorted(SUPPORTED_SUFFIXES)}")]
+        return [], [
+            Rejection(rel, None, f"unsupported file type {suffix or '(none)'}; supported: {sorted(SUPPORTED_SUFFIXES)}")
+        ]
     records: list[KBRecord] = []
     rejections: list[Rejection] = []
     try:
@@ -296,8 +298,11 @@ def load_folder(root: Path, tenant: str) -> LoadResult:
             if record.doc_id in seen:
                 file, _, line = record.location.rpartition(":")
                 result.rejections.append(
-                    Rejection(file or record.location, int(line) if line.isdigit() else None,
-                              f"duplicate id {record.doc_id.split('/', 1)[1]!r} (first at {seen[record.doc_id]})")
+                    Rejection(
+                        file or record.location,
+                        int(line) if line.isdigit() else None,
+                        f"duplicate id {record.doc_id.split('/', 1)[1]!r} (first at {seen[record.doc_id]})",
+                    )
                 )
                 continue
             seen[record.doc_id] = record.location

@@ -47,6 +47,8 @@ def chat_template(prompt: PromptConfig) -> ChatPromptTemplate:
     )
 
 
-def build_messages(prompt: PromptConfig, passages: Sequence[Passage], question: str, *, base_model: bool) -> list[BaseMessage]:
+def build_messages(
+    prompt: PromptConfig, passages: Sequence[Passage], question: str, *, base_model: bool
+) -> list[BaseMessage]:
     template = completion_template(prompt) if base_model else chat_template(prompt)
     return template.format_messages(context=format_passages(passages), question=" ".join(question.split()))

@@ -120,8 +120,14 @@ class KnowledgeBaseRetriever(BaseRetriever):
         return [
             Document(
                 page_content=p.text,
-                metadata={"doc_id": p.doc_id, "title": p.title, "source_url": p.source_url,
-                          "similarity": p.similarity, "fused_score": p.fused_score, "tenant": self.tenant},
+                metadata={
+                    "doc_id": p.doc_id,
+                    "title": p.title,
+                    "source_url": p.source_url,
+                    "similarity": p.similarity,
+                    "fused_score": p.fused_score,
+                    "tenant": self.tenant,
+                },
             )
             for p in result.passages
         ]

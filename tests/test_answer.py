@@ -9,6 +9,7 @@ from careqa.answer import NOT_FOUND, AnswerEngine
 from careqa.errors import InvalidQuestionError, UnknownTenantError
 from careqa.grounding import GroundingGuard
 
+
 def verdict(text: str) -> bool:
     """Whether a text opens with a yes/no verdict ("Not found" is not one)."""
     return re.match(r"\s*(yes|no|nope|yeah)\b", text, re.IGNORECASE) is not None
@@ -21,8 +22,12 @@ class ExplodingChatModel(FakeListChatModel):
 
 def engine_with(runtime, chat_model) -> AnswerEngine:
     return AnswerEngine(
-        runtime.settings, runtime.retriever, chat_model, GroundingGuard(runtime.embeddings, runtime.settings.guard),
-        models={"embedding": "e", "llm": "fake"}, base_model=True,
+        runtime.settings,
+        runtime.retriever,
+        chat_model,
+        GroundingGuard(runtime.embeddings, runtime.settings.guard),
+        models={"embedding": "e", "llm": "fake"},
+        base_model=True,
     )
 
 
@@ -45,18 +50,23 @@ def test_every_answer_sentence_cites_a_listed_source(runtime):
 
 
 def test_a_question_outside_the_knowledge_base_is_not_found_without_calling_the_model(runtime):
-    answer = engine_with(runtime, ExplodingChatModel(responses=["never"])).ask("pharmacy", "What is the capital of France?")
+    answer = engine_with(runtime, ExplodingChatModel(responses=["never"])).ask(
+        "pharmacy", "What is the capital of France?"
+    )
     assert answer.status == "not_found" and answer.mode == "not_found"
     assert answer.text == NOT_FOUND
     assert answer.sources, "the closest documents are still shown"
 
 
-@pytest.mark.parametrize("invented", [
-    "Yes, the pharmacy can deliver to Canada.",
-    "No, the pharmacy cannot deliver to Canada.",
-    "Yes.",
-    "Yes, we ship to Canada within 3 to 5 business days [1].",
-])
+@pytest.mark.parametrize(
+    "invented",
+    [
+        "Yes, the pharmacy can deliver to Canada.",
+        "No, the pharmacy cannot deliver to Canada.",
+        "Yes.",
+        "Yes, we ship to Canada within 3 to 5 business days [1].",
+    ],
+)
 @pytest.mark.parametrize("question", ["Can the pharmacy deliver to Canada?", "can you guys deliver to canada"])
 def test_canada_never_gets_an_invented_yes_or_no_whatever_the_model_says(runtime, invented, question):
     # The lower-case spelling names no proper noun, so it reaches the model and the guard has to catch it.
@@ -67,14 +77,18 @@ def test_canada_never_gets_an_invented_yes_or_no_whatever_the_model_says(runtime
 
 
 def test_a_question_naming_something_the_knowledge_base_never_mentions_is_not_found(runtime):
-    answer = engine_with(runtime, ExplodingChatModel(responses=["never"])).ask("pharmacy", "Can the pharmacy deliver to Canada?")
+    answer = engine_with(runtime, ExplodingChatModel(responses=["never"])).ask(
+        "pharmacy", "Can the pharmacy deliver to Canada?"
+    )
     assert answer.status == "not_found"
     assert answer.note == "The knowledge base does not mention Canada."
 
 
 def test_a_curated_pair_for_another_code_is_not_returned(runtime):
     model = FakeListChatModel(responses=["Code 79 means the refill was submitted too soon."])
-    answer = engine_with(runtime, model).ask("pharmacy", "The claim came back with code 79, what do I tell the patient?")
+    answer = engine_with(runtime, model).ask(
+        "pharmacy", "The claim came back with code 79, what do I tell the patient?"
+    )
     assert "79" in answer.text and "75" not in answer.text
 
 
@@ -85,9 +99,9 @@ def test_canada_with_the_real_local_model(runtime):
 
 
 def test_unsupported_generated_sentences_are_dropped_and_counted(runtime):
-    model = FakeListChatModel(responses=[
-        "Standard delivery takes 3 to 5 business days. Every order also includes a free toothbrush."
-    ])
+    model = FakeListChatModel(
+        responses=["Standard delivery takes 3 to 5 business days. Every order also includes a free toothbrush."]
+    )
     answer = engine_with(runtime, model).ask("pharmacy", "How long does standard delivery take to arrive?")
     assert "toothbrush" not in answer.text
     assert answer.dropped_sentences >= 1 or answer.mode == "curated"
@@ -113,7 +127,9 @@ def test_unknown_tenant_is_a_clear_error(runtime):
         runtime.engine.ask("hospital", "anything")
 
 
-@pytest.mark.parametrize("question,message", [("   ", "question is empty"), ("x" * 1001, r"too long \(1001 characters")])
+@pytest.mark.parametrize(
+    "question,message", [("   ", "question is empty"), ("x" * 1001, r"too long \(1001 characters")]
+)
 def test_empty_and_oversized_questions_are_refused(runtime, question, message):
     with pytest.raises(InvalidQuestionError, match=message):
         runtime.engine.ask("pharmacy", question)

@@ -11,8 +11,19 @@ from careqa.cli import app
 from tests.conftest import REPO
 
 runner = CliRunner()
-SUBCOMMANDS = [[], ["ingest"], ["ask"], ["serve"], ["feedback"], ["feedback", "export"], ["config"],
-               ["config", "check"], ["token"], ["token", "new"], ["token", "hash"]]
+SUBCOMMANDS = [
+    [],
+    ["ingest"],
+    ["ask"],
+    ["serve"],
+    ["feedback"],
+    ["feedback", "export"],
+    ["config"],
+    ["config", "check"],
+    ["token"],
+    ["token", "new"],
+    ["token", "hash"],
+]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=lambda c: " ".join(c) or "careqa")
@@ -27,14 +38,18 @@ def env_for(settings):
 
 
 def test_ask_prints_the_answer_with_numbered_sources(settings, runtime):
-    result = runner.invoke(app, ["ask", "--tenant", "pharmacy", "What does rejection code 75 mean?"], env=env_for(settings))
+    result = runner.invoke(
+        app, ["ask", "--tenant", "pharmacy", "What does rejection code 75 mean?"], env=env_for(settings)
+    )
     assert result.exit_code == 0, result.output
     assert "prior authorization" in result.output.lower()
     assert "[1] " in result.output and "claim-rejection-codes.md" in result.output
 
 
 def test_ask_json_is_the_api_answer(settings, runtime):
-    result = runner.invoke(app, ["ask", "-t", "clinic", "--json", "How do I cancel an appointment?"], env=env_for(settings))
+    result = runner.invoke(
+        app, ["ask", "-t", "clinic", "--json", "How do I cancel an appointment?"], env=env_for(settings)
+    )
     body = json.loads(result.output)
     assert body["tenant"] == "clinic" and body["sources"]
 
@@ -50,8 +65,9 @@ def test_ingest_reports_rejections_per_file_and_line_and_exits_3(settings, runti
     kb.mkdir()
     (kb / "faq.jsonl").write_text('{"question": "q?", "answer": "a.", "source_url": "https://example.org/a"}\n{oops\n')
     (kb / "blob.md").write_bytes(b"\x00\x00")
-    result = runner.invoke(app, ["ingest", str(kb), "--tenant", "pharmacy", "--json"],
-                           env={"CAREQA_DATA_DIR": str(tmp_path / "data")})
+    result = runner.invoke(
+        app, ["ingest", str(kb), "--tenant", "pharmacy", "--json"], env={"CAREQA_DATA_DIR": str(tmp_path / "data")}
+    )
     assert result.exit_code == 3
     [report] = json.loads(result.output)
     assert report["added"] == 1 and report["rejected"] == 2

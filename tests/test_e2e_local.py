@@ -33,8 +33,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     log = (data / "server.log").open("w")
     env = os.environ | {"CAREQA_DATA_DIR": str(data)}
-    proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_LIMIT_S
     try:
@@ -63,8 +64,12 @@ def test_the_run_command_serves_the_page_and_answers_code_75(server):
     base, _ = server
     page = httpx.get(base + "/")
     assert page.status_code == 200 and "CareQA" in page.text
-    body = httpx.post(f"{base}/v1/ask", json={"question": "What does rejection code 75 mean?"},
-                      headers=auth(PHARMACY_TOKEN), timeout=120).json()
+    body = httpx.post(
+        f"{base}/v1/ask",
+        json={"question": "What does rejection code 75 mean?"},
+        headers=auth(PHARMACY_TOKEN),
+        timeout=120,
+    ).json()
     assert "prior authorization" in body["text"].lower()
     cited = {n for s in body["sources"] for n in [s["n"]] if f"[{n}" in body["text"]}
     urls = [s["url"] for s in body["sources"] if s["n"] in cited]
@@ -75,8 +80,12 @@ def test_the_run_command_serves_the_page_and_answers_code_75(server):
 
 def test_the_run_command_keeps_tenants_apart(server):
     base, _ = server
-    body = httpx.post(f"{base}/v1/ask", json={"question": "What does rejection code 75 mean?"},
-                      headers=auth(CLINIC_TOKEN), timeout=120).json()
+    body = httpx.post(
+        f"{base}/v1/ask",
+        json={"question": "What does rejection code 75 mean?"},
+        headers=auth(CLINIC_TOKEN),
+        timeout=120,
+    ).json()
     assert all(s["doc_id"].startswith("clinic/") for s in body["sources"])
 
 
@@ -90,8 +99,10 @@ def find_chromium() -> tuple[str, str] | None:
 def browser():
     found = find_chromium()
     if found is None:
-        message = ("the browser test needs Debian's chromium and chromium-driver: "
-                   "sudo apt-get install chromium chromium-driver")
+        message = (
+            "the browser test needs Debian's chromium and chromium-driver: "
+            "sudo apt-get install chromium chromium-driver"
+        )
         if browser_required():
             pytest.fail(message)
         pytest.skip(message)
@@ -100,9 +111,18 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(found[1]), options=options)
     driver.set_page_load_timeout(60)
@@ -153,8 +173,16 @@ def test_an_agent_asks_follows_a_source_and_leaves_feedback_in_a_real_browser(se
 
     export = subprocess.run(
         [str(REPO / ".venv" / "bin" / "careqa"), "feedback", "export", "--tenant", "pharmacy"],
-        capture_output=True, text=True, env=os.environ | {"CAREQA_DATA_DIR": str(data)}, cwd=REPO, check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"CAREQA_DATA_DIR": str(data)},
+        cwd=REPO,
+        check=True,
     )
     rows = [json.loads(line) for line in export.stdout.splitlines()]
-    assert any(r["rating"] == "down" and r["comment"] == "Should mention the cash price option"
-               and r["question"] == "What does rejection code 75 mean?" for r in rows)
+    assert any(
+        r["rating"] == "down"
+        and r["comment"] == "Should mention the cash price option"
+        and r["question"] == "What does rejection code 75 mean?"
+        for r in rows
+    )

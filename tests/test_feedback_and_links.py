@@ -12,9 +12,17 @@ from careqa.types import Answer, Timings
 
 
 def answer(tenant: str = "pharmacy") -> Answer:
-    return Answer(answer_id=datetime.now(UTC).strftime("%f").ljust(32, "a"), tenant=tenant, status="answered",
-                  mode="curated", text="Code 75 means prior authorization required. [1]", sentences=[], sources=[],
-                  models={"embedding": "e", "llm": "l"}, timings=Timings())
+    return Answer(
+        answer_id=datetime.now(UTC).strftime("%f").ljust(32, "a"),
+        tenant=tenant,
+        status="answered",
+        mode="curated",
+        text="Code 75 means prior authorization required. [1]",
+        sentences=[],
+        sources=[],
+        models={"embedding": "e", "llm": "l"},
+        timings=Timings(),
+    )
 
 
 def test_feedback_survives_a_restart_and_exports_as_jsonl(tmp_path):

@@ -8,16 +8,30 @@ from careqa.types import Passage
 
 
 def passage(text: str, title: str = "Doc", n: int = 0) -> Passage:
-    return Passage(doc_id=f"t/{n}", chunk_id=f"t/{n}::0", kind="section", title=title, source_url="x.md",
-                   text=f"{title}\n{text}", fused_score=0.1, similarity=0.8)
+    return Passage(
+        doc_id=f"t/{n}",
+        chunk_id=f"t/{n}::0",
+        kind="section",
+        title=title,
+        source_url="x.md",
+        text=f"{title}\n{text}",
+        fused_score=0.1,
+        similarity=0.8,
+    )
 
 
 DELIVERY = passage(
     "Standard delivery takes 3 to 5 business days after the order ships. Expedited delivery takes 1 to 2 "
-    "business days. Packages with controlled substances need an adult signature.", "Order and delivery status", 1)
+    "business days. Packages with controlled substances need an adult signature.",
+    "Order and delivery status",
+    1,
+)
 CODES = passage(
     "Code 75 means the plan requires a prior authorization before it pays for the drug. "
-    "The agent contacts the prescriber, who submits the prior authorization request.", "Claim rejection codes", 2)
+    "The agent contacts the prescriber, who submits the prior authorization request.",
+    "Claim rejection codes",
+    2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +51,9 @@ def test_a_bare_yes_or_no_is_never_shown(guard):
 
 
 def test_a_supported_sentence_is_kept_and_cites_its_passage(guard):
-    [check] = guard.check("Code 75 means the plan requires a prior authorization before it pays [1].", [DELIVERY, CODES])
+    [check] = guard.check(
+        "Code 75 means the plan requires a prior authorization before it pays [1].", [DELIVERY, CODES]
+    )
     assert check.supported and check.citation == 2
 
 
@@ -55,7 +71,8 @@ def test_a_true_sentence_that_does_not_answer_the_question_is_dropped(guard, emb
     query = embeddings.embed_query("How long does expedited delivery take?")
     checks = guard.check(
         "Code 75 means the plan requires a prior authorization before it pays. Expedited delivery takes 1 to 2 business days.",
-        [DELIVERY, CODES], query,
+        [DELIVERY, CODES],
+        query,
     )
     assert [c.supported for c in checks] == [False, True]
     assert checks[1].citation == 1
@@ -81,4 +98,8 @@ def test_verdicts_are_removed_but_the_statement_kept():
 
 def test_sentences_split_on_punctuation_lines_and_bullets():
     assert split_sentences("First one. Second one!\n- third item\n2) fourth") == [
-        "First one.", "Second one!", "third item", "fourth"]
+        "First one.",
+        "Second one!",
+        "third item",
+        "fourth",
+    ]

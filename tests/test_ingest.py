@@ -17,8 +17,14 @@ def test_re_ingesting_the_same_files_changes_nothing(kb_copy, fresh_index, embed
     assert first.counts()["added"] == documents and first.rejected == []
     chunks = fresh_index.count("pharmacy")
     second = run(kb_copy, fresh_index, embeddings)
-    assert second.counts() == {"added": 0, "updated": 0, "unchanged": documents, "deleted": 0, "rejected": 0,
-                               "chunks_written": 0}
+    assert second.counts() == {
+        "added": 0,
+        "updated": 0,
+        "unchanged": documents,
+        "deleted": 0,
+        "rejected": 0,
+        "chunks_written": 0,
+    }
     assert fresh_index.count("pharmacy") == chunks
     assert fresh_index.documents("pharmacy").keys() == first_ids(first)
 
@@ -36,9 +42,11 @@ def test_a_changed_document_replaces_its_old_chunks(kb_copy, fresh_index, embedd
     assert report.added == [] and report.deleted == []
     hits = fresh_index.lexical_search("pharmacy", "zebra striped pill bottles", 5)
     assert hits and hits[0].chunk.doc_id == "pharmacy/procedures/refills.md"
-    hashes = {h.chunk.content_hash for h in fresh_index.dense_search("pharmacy", hits[0].chunk.vector or
-                                                                     embeddings.embed_query("refills"), 200)
-              if h.chunk.doc_id == "pharmacy/procedures/refills.md"}
+    hashes = {
+        h.chunk.content_hash
+        for h in fresh_index.dense_search("pharmacy", hits[0].chunk.vector or embeddings.embed_query("refills"), 200)
+        if h.chunk.doc_id == "pharmacy/procedures/refills.md"
+    }
     assert hashes == {fresh_index.documents("pharmacy")["pharmacy/procedures/refills.md"].content_hash}
 
 
@@ -52,7 +60,9 @@ def test_a_changed_qa_answer_is_updated_in_place(kb_copy, fresh_index, embedding
     faq.write_text("\n".join(lines) + "\n")
     report = run(kb_copy, fresh_index, embeddings)
     assert report.updated == [f"pharmacy/{record['id']}"]
-    assert fresh_index.lexical_search("pharmacy", "quokka verification", 3)[0].chunk.doc_id == f"pharmacy/{record['id']}"
+    assert (
+        fresh_index.lexical_search("pharmacy", "quokka verification", 3)[0].chunk.doc_id == f"pharmacy/{record['id']}"
+    )
 
 
 def test_sync_removes_documents_whose_files_disappeared(kb_copy, fresh_index, embeddings):
@@ -88,4 +98,7 @@ def test_a_second_tenant_is_untouched_by_ingest_and_sync(kb_copy, fresh_index, e
     clinic_docs = fresh_index.documents("clinic")
     run(kb_copy, fresh_index, embeddings, sync=True)
     assert fresh_index.documents("clinic") == clinic_docs
-    assert all(h.chunk.tenant == "pharmacy" for h in fresh_index.dense_search("pharmacy", embeddings.embed_query("appointments"), 50))
+    assert all(
+        h.chunk.tenant == "pharmacy"
+        for h in fresh_index.dense_search("pharmacy", embeddings.embed_query("appointments"), 50)
+    )

@@ -30,18 +30,27 @@ def reasons(result):
 
 
 def test_all_formats_load(tmp_path):
-    root = kb(tmp_path, {
-        "refills.md": DOC,
-        "faq.jsonl": qa(id="a1", title="Refills") + "\n",
-        "claims.csv": "id,question,answer,title,source_url\nc1,\"What is 75, exactly?\",\"PA, required\",Code 75,refills.md\n",
-        "status.html": "<html><head><title>Order status</title></head><body><h2>Shipped</h2><p>On its way.</p>"
-                       "<script>alert(1)</script></body></html>",
-        "billing.txt": "---\ntitle: Billing\n---\nCOPAYS\nCopays depend on the plan.\n",
-    })
+    root = kb(
+        tmp_path,
+        {
+            "refills.md": DOC,
+            "faq.jsonl": qa(id="a1", title="Refills") + "\n",
+            "claims.csv": 'id,question,answer,title,source_url\nc1,"What is 75, exactly?","PA, required",Code 75,refills.md\n',
+            "status.html": "<html><head><title>Order status</title></head><body><h2>Shipped</h2><p>On its way.</p>"
+            "<script>alert(1)</script></body></html>",
+            "billing.txt": "---\ntitle: Billing\n---\nCOPAYS\nCopays depend on the plan.\n",
+        },
+    )
     result = load_folder(root, "pharmacy")
     assert result.rejections == []
     by_id = {r.doc_id: r for r in result.records}
-    assert set(by_id) == {"pharmacy/refills.md", "pharmacy/a1", "pharmacy/c1", "pharmacy/status.html", "pharmacy/billing.txt"}
+    assert set(by_id) == {
+        "pharmacy/refills.md",
+        "pharmacy/a1",
+        "pharmacy/c1",
+        "pharmacy/status.html",
+        "pharmacy/billing.txt",
+    }
     assert by_id["pharmacy/c1"].question == "What is 75, exactly?"
     assert by_id["pharmacy/status.html"].title == "Order status"
     assert "alert" not in by_id["pharmacy/status.html"].text
@@ -58,10 +67,21 @@ def test_invalid_json_lines_are_rejected_and_the_rest_kept(tmp_path):
 
 
 def test_records_missing_fields_are_rejected_per_line(tmp_path):
-    root = kb(tmp_path, {"refills.md": DOC, "faq.jsonl": "\n".join([
-        qa(id="a", answer=""), qa(id="b", source_url=None), qa(id="c", source_url="missing.md"),
-        qa(id="d", source_url="javascript:alert(1)"), qa(id="e", source_url="../../etc/passwd"),
-    ])})
+    root = kb(
+        tmp_path,
+        {
+            "refills.md": DOC,
+            "faq.jsonl": "\n".join(
+                [
+                    qa(id="a", answer=""),
+                    qa(id="b", source_url=None),
+                    qa(id="c", source_url="missing.md"),
+                    qa(id="d", source_url="javascript:alert(1)"),
+                    qa(id="e", source_url="../../etc/passwd"),
+                ]
+            ),
+        },
+    )
     r = reasons(load_folder(root, "pharmacy"))
     assert r[("faq.jsonl", 1)] == "missing answer"
     assert r[("faq.jsonl", 2)] == "missing source_url"
@@ -91,13 +111,16 @@ def test_csv_without_required_columns_is_rejected(tmp_path):
 
 
 def test_binary_empty_and_unsupported_files_are_rejected(tmp_path):
-    root = kb(tmp_path, {
-        "scan.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR",
-        "latin1.txt": "caf\xe9".encode("latin-1"),
-        "empty.md": "   \n",
-        "empty.jsonl": "",
-        "notes.docx": "x",
-    })
+    root = kb(
+        tmp_path,
+        {
+            "scan.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR",
+            "latin1.txt": "caf\xe9".encode("latin-1"),
+            "empty.md": "   \n",
+            "empty.jsonl": "",
+            "notes.docx": "x",
+        },
+    )
     r = {k[0]: v for k, v in reasons(load_folder(root, "pharmacy")).items()}
     assert r["scan.md"] == "binary file (contains NUL bytes)"
     assert r["latin1.txt"].startswith("not UTF-8 text")

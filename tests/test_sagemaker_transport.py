@@ -14,7 +14,9 @@ BODY = b'{"embedding": [[0.1, 0.2]]}'
 
 
 def make(sleeps: list[float], attempts: int = 3):
-    client = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    client = boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
     transport = SageMakerTransport("careqa-embed", client=client, max_attempts=attempts, sleep=sleeps.append)
     return transport, Stubber(client)
 
@@ -47,8 +49,12 @@ def test_persistent_throttling_gives_up_with_a_clear_error():
 def test_client_errors_are_not_retried():
     sleeps: list[float] = []
     transport, stub = make(sleeps)
-    stub.add_client_error("invoke_endpoint", service_error_code="ValidationError", http_status_code=400,
-                          service_message="Endpoint careqa-embed not found")
+    stub.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ValidationError",
+        http_status_code=400,
+        service_message="Endpoint careqa-embed not found",
+    )
     with stub, pytest.raises(ModelInvocationError, match="not found"):
         transport.invoke(b"{}", content_type="application/json", accept="application/json")
     assert sleeps == []
@@ -58,8 +64,11 @@ def test_model_error_carries_the_containers_message():
     sleeps: list[float] = []
     transport, stub = make(sleeps)
     stub.add_client_error(
-        "invoke_endpoint", service_error_code="ModelError", http_status_code=424,
-        response_meta={}, modeled_fields={"OriginalStatusCode": 400, "OriginalMessage": "inputs too long"},
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        http_status_code=424,
+        response_meta={},
+        modeled_fields={"OriginalStatusCode": 400, "OriginalMessage": "inputs too long"},
     )
     with stub, pytest.raises(ModelResponseError, match="inputs too long") as info:
         transport.invoke(b"{}", content_type="application/json", accept="application/json")

@@ -10,22 +10,30 @@ from careqa.auth import Principal
 from endpoints.errors import ModelResponseError, ModelThrottledError, ModelTimeoutError
 from tests.conftest import CLINIC_TOKEN, PHARMACY_TOKEN, SUPERVISOR_TOKEN, auth
 
-ROUTES = [("post", "/v1/ask", {"question": "What does code 75 mean?"}),
-          ("post", "/v1/feedback", {"answer_id": "0" * 32, "rating": "up"}),
-          ("get", "/v1/whoami", None)]
+ROUTES = [
+    ("post", "/v1/ask", {"question": "What does code 75 mean?"}),
+    ("post", "/v1/feedback", {"answer_id": "0" * 32, "rating": "up"}),
+    ("get", "/v1/whoami", None),
+]
 
 
 def call(client, method, path, body, headers=None):
-    return getattr(client, method)(path, json=body, headers=headers or {}) if body is not None else (
-        getattr(client, method)(path, headers=headers or {}))
+    return (
+        getattr(client, method)(path, json=body, headers=headers or {})
+        if body is not None
+        else (getattr(client, method)(path, headers=headers or {}))
+    )
 
 
 @pytest.mark.parametrize("method,path,body", ROUTES)
-@pytest.mark.parametrize("headers,message", [
-    ({}, "missing bearer token"),
-    ({"Authorization": "Bearer not-a-real-token"}, "invalid bearer token"),
-    ({"Authorization": "Basic dXNlcjpwYXNz"}, "must be 'Bearer <token>'"),
-])
+@pytest.mark.parametrize(
+    "headers,message",
+    [
+        ({}, "missing bearer token"),
+        ({"Authorization": "Bearer not-a-real-token"}, "invalid bearer token"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "must be 'Bearer <token>'"),
+    ],
+)
 def test_every_api_route_requires_a_valid_bearer_token(client, method, path, body, headers, message):
     response = call(client, method, path, body, headers)
     assert response.status_code == 401
@@ -36,11 +44,16 @@ def test_every_api_route_requires_a_valid_bearer_token(client, method, path, bod
 
 def test_whoami_names_the_tenant_from_the_token(client):
     assert client.get("/v1/whoami", headers=auth(CLINIC_TOKEN)).json() == {
-        "subject": "demo-clinic-agent", "tenant": "clinic", "tenant_name": "Lakeside Family Clinic"}
+        "subject": "demo-clinic-agent",
+        "tenant": "clinic",
+        "tenant_name": "Lakeside Family Clinic",
+    }
 
 
 def test_ask_returns_a_cited_answer_with_models_and_timings(client):
-    response = client.post("/v1/ask", json={"question": "What does rejection code 75 mean?"}, headers=auth(PHARMACY_TOKEN))
+    response = client.post(
+        "/v1/ask", json={"question": "What does rejection code 75 mean?"}, headers=auth(PHARMACY_TOKEN)
+    )
     assert response.status_code == 200
     body = response.json()
     assert "prior authorization" in body["text"].lower()
@@ -51,16 +64,24 @@ def test_ask_returns_a_cited_answer_with_models_and_timings(client):
 
 
 def test_the_tenant_in_the_body_is_ignored(client):
-    response = client.post("/v1/ask", json={"question": "What does rejection code 75 mean?", "tenant": "pharmacy"},
-                           headers=auth(CLINIC_TOKEN))
+    response = client.post(
+        "/v1/ask",
+        json={"question": "What does rejection code 75 mean?", "tenant": "pharmacy"},
+        headers=auth(CLINIC_TOKEN),
+    )
     assert response.status_code == 200
     assert all(s["doc_id"].startswith("clinic/") for s in response.json()["sources"])
 
 
-@pytest.mark.parametrize("question", [
-    "What does rejection code 75 mean?", "How do I transfer a prescription?", "prior authorization refill too soon",
-    "How long does delivery take?",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What does rejection code 75 mean?",
+        "How do I transfer a prescription?",
+        "prior authorization refill too soon",
+        "How long does delivery take?",
+    ],
+)
 def test_a_clinic_token_never_receives_a_pharmacy_document(client, question):
     body = client.post("/v1/ask", json={"question": question}, headers=auth(CLINIC_TOKEN)).json()
     assert body["sources"], "the clinic still gets its own closest documents"
@@ -95,8 +116,11 @@ def test_a_source_link_cannot_be_pointed_at_another_tenant_or_file(client):
 
 def test_feedback_is_stored_and_exported_with_the_answer(client, app):
     answer = client.post("/v1/ask", json={"question": "How do refills work?"}, headers=auth(PHARMACY_TOKEN)).json()
-    response = client.post("/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "down",
-                                                 "comment": "Missing the auto-refill detail"}, headers=auth(PHARMACY_TOKEN))
+    response = client.post(
+        "/v1/feedback",
+        json={"answer_id": answer["answer_id"], "rating": "down", "comment": "Missing the auto-refill detail"},
+        headers=auth(PHARMACY_TOKEN),
+    )
     assert response.status_code == 201
     rows = [r for r in app.state.feedback_store.export("pharmacy") if r["answer_id"] == answer["answer_id"]]
     assert len(rows) == 1
@@ -109,25 +133,32 @@ def test_feedback_is_stored_and_exported_with_the_answer(client, app):
 
 def test_a_colleague_in_the_same_tenant_can_rate_an_answer(client):
     answer = client.post("/v1/ask", json={"question": "How do refills work?"}, headers=auth(PHARMACY_TOKEN)).json()
-    response = client.post("/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "up"}, headers=auth(SUPERVISOR_TOKEN))
+    response = client.post(
+        "/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "up"}, headers=auth(SUPERVISOR_TOKEN)
+    )
     assert response.status_code == 201
 
 
 def test_another_tenant_cannot_rate_or_see_an_answer(client, app):
     answer = client.post("/v1/ask", json={"question": "How do refills work?"}, headers=auth(PHARMACY_TOKEN)).json()
-    response = client.post("/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "down"}, headers=auth(CLINIC_TOKEN))
+    response = client.post(
+        "/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "down"}, headers=auth(CLINIC_TOKEN)
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert all(r["tenant"] == "clinic" for r in app.state.feedback_store.export("clinic"))
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ({"question": ""}, "question is empty"),
-    ({"question": "   \n "}, "question is empty"),
-    ({"question": "why " * 300}, "too long"),
-    ({}, "question: Field required"),
-    ({"question": 42}, "question: Input should be a valid string"),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ({"question": ""}, "question is empty"),
+        ({"question": "   \n "}, "question is empty"),
+        ({"question": "why " * 300}, "too long"),
+        ({}, "question: Field required"),
+        ({"question": 42}, "question: Input should be a valid string"),
+    ],
+)
 def test_bad_questions_get_a_clear_422(client, body, fragment):
     response = client.post("/v1/ask", json=body, headers=auth(PHARMACY_TOKEN))
     assert response.status_code == 422
@@ -135,13 +166,22 @@ def test_bad_questions_get_a_clear_422(client, body, fragment):
 
 
 def test_an_oversized_body_is_refused_before_parsing(client):
-    response = client.post("/v1/ask", content=b'{"question": "' + b"a" * 70_000 + b'"}',
-                           headers=auth(PHARMACY_TOKEN) | {"Content-Type": "application/json"})
+    response = client.post(
+        "/v1/ask",
+        content=b'{"question": "' + b"a" * 70_000 + b'"}',
+        headers=auth(PHARMACY_TOKEN) | {"Content-Type": "application/json"},
+    )
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("body", [{"answer_id": "nope", "rating": "up"}, {"answer_id": "0" * 32, "rating": "meh"},
-                                  {"answer_id": "0" * 32, "rating": "up", "comment": "x" * 2001}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"answer_id": "nope", "rating": "up"},
+        {"answer_id": "0" * 32, "rating": "meh"},
+        {"answer_id": "0" * 32, "rating": "up", "comment": "x" * 2001},
+    ],
+)
 def test_bad_feedback_is_a_422(client, body):
     assert client.post("/v1/feedback", json=body, headers=auth(PHARMACY_TOKEN)).status_code == 422
 
@@ -159,16 +199,20 @@ class FailingModel:
         raise self.exc
 
 
-@pytest.mark.parametrize("exc,status,code", [
-    (ModelTimeoutError("llm: generation exceeded 60s"), 504, "model_timeout"),
-    (ModelThrottledError("llm: ThrottlingException after 4 attempts"), 503, "model_busy"),
-    (ModelResponseError("llm: model error: CUDA out of memory"), 502, "model_error"),
-])
+@pytest.mark.parametrize(
+    "exc,status,code",
+    [
+        (ModelTimeoutError("llm: generation exceeded 60s"), 504, "model_timeout"),
+        (ModelThrottledError("llm: ThrottlingException after 4 attempts"), 503, "model_busy"),
+        (ModelResponseError("llm: model error: CUDA out of memory"), 502, "model_error"),
+    ],
+)
 def test_model_failures_become_clear_errors_and_store_nothing(client, app, runtime, monkeypatch, exc, status, code):
     monkeypatch.setattr(runtime.engine, "chat_model", FailingModel(exc))
     before = len(list(app.state.feedback_store.export()))
-    response = client.post("/v1/ask", json={"question": "What happens when a package is lost in the mail?"},
-                           headers=auth(PHARMACY_TOKEN))
+    response = client.post(
+        "/v1/ask", json={"question": "What happens when a package is lost in the mail?"}, headers=auth(PHARMACY_TOKEN)
+    )
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
     assert len(list(app.state.feedback_store.export())) == before
@@ -177,8 +221,9 @@ def test_model_failures_become_clear_errors_and_store_nothing(client, app, runti
 def test_a_real_local_model_timeout_is_a_504(client, runtime, monkeypatch):
     container = runtime.chat_model.transport.container
     monkeypatch.setattr(container, "timeout_s", 0.0)
-    response = client.post("/v1/ask", json={"question": "What happens when a package is lost in the mail?"},
-                           headers=auth(PHARMACY_TOKEN))
+    response = client.post(
+        "/v1/ask", json={"question": "What happens when a package is lost in the mail?"}, headers=auth(PHARMACY_TOKEN)
+    )
     assert response.status_code == 504
 
 
@@ -192,8 +237,10 @@ def test_probes_and_the_openapi_document(client):
 def test_the_agent_page_is_served_with_a_strict_csp(client):
     page = client.get("/")
     assert page.status_code == 200 and "CareQA" in page.text
-    assert "script-src" not in page.headers["content-security-policy"] or "unsafe-inline" not in page.headers[
-        "content-security-policy"].split("script-src")[1]
+    assert (
+        "script-src" not in page.headers["content-security-policy"]
+        or "unsafe-inline" not in page.headers["content-security-policy"].split("script-src")[1]
+    )
 
 
 def test_principal_is_immutable():

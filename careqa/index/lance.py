@@ -27,8 +27,18 @@ from careqa.types import Chunk, Hit
 TABLE = "chunks"
 META_FILE = "careqa-index.json"
 _COLUMNS = [
-    "chunk_id", "doc_id", "tenant", "kind", "title", "source_url", "source_file",
-    "text", "embed_text", "question", "position", "content_hash",
+    "chunk_id",
+    "doc_id",
+    "tenant",
+    "kind",
+    "title",
+    "source_url",
+    "source_file",
+    "text",
+    "embed_text",
+    "question",
+    "position",
+    "content_hash",
 ]
 #: rows above which an ANN index is built; below it, exact search is fast and exact
 ANN_THRESHOLD = 100_000
@@ -75,10 +85,18 @@ class LanceIndex:
     def _schema(self) -> pa.Schema:
         return pa.schema(
             [
-                ("chunk_id", pa.string()), ("doc_id", pa.string()), ("tenant", pa.string()), ("kind", pa.string()),
-                ("title", pa.string()), ("source_url", pa.string()), ("source_file", pa.string()),
-                ("text", pa.string()), ("embed_text", pa.string()), ("question", pa.string()),
-                ("position", pa.int32()), ("content_hash", pa.string()),
+                ("chunk_id", pa.string()),
+                ("doc_id", pa.string()),
+                ("tenant", pa.string()),
+                ("kind", pa.string()),
+                ("title", pa.string()),
+                ("source_url", pa.string()),
+                ("source_file", pa.string()),
+                ("text", pa.string()),
+                ("embed_text", pa.string()),
+                ("question", pa.string()),
+                ("position", pa.int32()),
+                ("content_hash", pa.string()),
                 ("vector", pa.list_(pa.float32(), self.dimension)),
             ]
         )
@@ -153,7 +171,10 @@ class LanceIndex:
         )
         out: dict[str, DocState] = {}
         for doc_id, content_hash, source_file in zip(
-            table["doc_id"].to_pylist(), table["content_hash"].to_pylist(), table["source_file"].to_pylist(), strict=True
+            table["doc_id"].to_pylist(),
+            table["content_hash"].to_pylist(),
+            table["source_file"].to_pylist(),
+            strict=True,
         ):
             out[doc_id] = DocState(content_hash=content_hash, source_file=source_file)
         return out

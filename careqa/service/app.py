@@ -159,10 +159,13 @@ def create_app(
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={
-            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-            "frame-ancestors 'none'"
-        })
+        return FileResponse(
+            STATIC / "index.html",
+            headers={
+                "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                "frame-ancestors 'none'"
+            },
+        )
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
@@ -191,28 +194,49 @@ def create_app(
     def whoami(who: Authed) -> WhoAmI:
         return WhoAmI(subject=who.subject, tenant=who.tenant, tenant_name=settings.tenant(who.tenant).name)
 
-    @app.post("/v1/ask", response_model=Answer, tags=["agent"],
-              responses={502: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
+    @app.post(
+        "/v1/ask",
+        response_model=Answer,
+        tags=["agent"],
+        responses={502: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
+    )
     async def ask(body: AskRequest, who: Authed) -> Answer:
         """Answer a question from the caller's tenant's knowledge base, with numbered sources."""
         answer = await run_in_threadpool(runtime.engine.ask, who.tenant, body.question)
         await run_in_threadpool(store.record_answer, answer, question=body.question, subject=who.subject)
         log.info(
             "answer id=%s tenant=%s status=%s mode=%s q_chars=%d sources=%d dropped=%d total_ms=%.0f",
-            answer.answer_id, who.tenant, answer.status, answer.mode, len(body.question), len(answer.sources),
-            answer.dropped_sentences, answer.timings.total_ms,
+            answer.answer_id,
+            who.tenant,
+            answer.status,
+            answer.mode,
+            len(body.question),
+            len(answer.sources),
+            answer.dropped_sentences,
+            answer.timings.total_ms,
         )
         return answer
 
-    @app.post("/v1/feedback", response_model=FeedbackResponse, status_code=201, tags=["agent"],
-              responses={404: {"model": ErrorResponse}})
+    @app.post(
+        "/v1/feedback",
+        response_model=FeedbackResponse,
+        status_code=201,
+        tags=["agent"],
+        responses={404: {"model": ErrorResponse}},
+    )
     def feedback(body: FeedbackRequest, who: Authed) -> FeedbackResponse:
         """Rate an answer this tenant received (thumbs up/down and an optional comment)."""
         stored = store.add_feedback(
             tenant=who.tenant, subject=who.subject, answer_id=body.answer_id, rating=body.rating, comment=body.comment
         )
-        log.info("feedback id=%s answer=%s tenant=%s rating=%s comment_chars=%d",
-                 stored.feedback_id, body.answer_id, who.tenant, body.rating, len(body.comment))
+        log.info(
+            "feedback id=%s answer=%s tenant=%s rating=%s comment_chars=%d",
+            stored.feedback_id,
+            body.answer_id,
+            who.tenant,
+            body.rating,
+            len(body.comment),
+        )
         return FeedbackResponse(feedback_id=stored.feedback_id)
 
     @app.get("/sources/{tenant}/{path:path}", include_in_schema=False)
@@ -222,8 +246,11 @@ def create_app(
         if kb_root is None:
             raise StarletteHTTPException(404, "this tenant has no local knowledge-base folder")
         _, page_html = render_source(resolve_source(kb_root, path))
-        return HTMLResponse(page_html, headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-        })
+        return HTMLResponse(
+            page_html,
+            headers={
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+            },
+        )
 
     return app
