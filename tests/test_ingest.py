@@ -102,3 +102,16 @@ def test_a_second_tenant_is_untouched_by_ingest_and_sync(kb_copy, fresh_index, e
         h.chunk.tenant == "pharmacy"
         for h in fresh_index.dense_search("pharmacy", embeddings.embed_query("appointments"), 50)
     )
+
+
+def test_a_reader_opened_before_the_first_ingest_sees_its_text_index(kb_copy, tmp_path, runtime, embeddings):
+    """The service may start before `careqa ingest` runs in another process; lexical search must then work."""
+    from careqa.index.lance import LanceIndex
+
+    cfg = runtime.embedding_config
+    reader = LanceIndex(tmp_path / "shared", dimension=cfg.embedding_dimension, embedding_model=cfg.model_id)
+    writer = LanceIndex(tmp_path / "shared", dimension=cfg.embedding_dimension, embedding_model=cfg.model_id)
+    assert reader.lexical_search("pharmacy", "prior authorization", 3) == []
+    run(kb_copy, writer, embeddings)
+    hits = reader.lexical_search("pharmacy", "prior authorization", 3)
+    assert hits and all(h.chunk.tenant == "pharmacy" for h in hits)

@@ -195,6 +195,9 @@ class LanceIndex:
 
     def lexical_search(self, tenant: str, query: str, k: int) -> list[Hit]:
         terms = _fts_query(query)
+        if not self._fts_ready:
+            # Another process (an ingest run) may have built the text index since this one opened the table.
+            self._fts_ready = self._has_fts()
         if not terms or not self._fts_ready:
             return []
         rows = (
