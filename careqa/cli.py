@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from careqa.cli_models import app as models_app
 from careqa.config import Settings, hash_token, load_settings
 from careqa.errors import CareQAError
 from endpoints.errors import ModelConfigError, ModelInvocationError
@@ -22,6 +23,7 @@ config_app = typer.Typer(help="The deployment configuration.", no_args_is_help=T
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(token_app, name="token")
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config YAML (default: $CAREQA_CONFIG_FILE or config/local.yaml)")]
 

@@ -80,6 +80,9 @@ class ModelRef(_Strict):
     endpoint_name: str | None = None
     region: str | None = None
     timeout_s: float = Field(default=60.0, gt=0, le=600)
+    follow_swaps: bool = Field(
+        default=True, description="with sagemaker, use the model the swap tool recorded as live on the endpoint"
+    )
 
     @model_validator(mode="after")
     def _endpoint_for_sagemaker(self) -> ModelRef:

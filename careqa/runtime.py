@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -11,6 +12,8 @@ from careqa.errors import ConfigError
 from careqa.grounding import GroundingGuard
 from careqa.index.base import ChunkIndex
 from careqa.retrieve import HybridRetriever
+
+log = logging.getLogger(__name__)
 from endpoints import ModelConfig, load_model_config
 from endpoints.langchain import EndpointChatModel, EndpointEmbeddings
 from endpoints.local import local_transport
@@ -24,9 +27,30 @@ def _transport(ref: ModelRef, config: ModelConfig) -> Transport:
     return SageMakerTransport(ref.endpoint_name, region=ref.region, timeout_s=ref.timeout_s)
 
 
-def _model_config(ref: ModelRef, field_name: str, task: str) -> ModelConfig:
+def _recorded_config(ref: ModelRef) -> str | None:
+    """The config the swap tool recorded as live on the endpoint, so a swap needs no redeploy of the service."""
+    if ref.transport != "sagemaker" or not ref.follow_swaps or not ref.endpoint_name:
+        return None
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from careqa.models_admin import ModelAdminError, active_model
+
     try:
-        config = load_model_config(ref.config)
+        record = active_model(ref.endpoint_name, boto3.client("ssm", region_name=ref.region))
+    except (BotoCoreError, ClientError, ModelAdminError) as exc:
+        log.warning("cannot read the active-model record of %s (%s); using %s", ref.endpoint_name, exc, ref.config)
+        return None
+    if record is not None and record.config_name != ref.config:
+        log.info("%s runs %s (swapped from the configured %s)", ref.endpoint_name, record.config_name, ref.config)
+        return record.config_name
+    return None
+
+
+def _model_config(ref: ModelRef, field_name: str, task: str) -> ModelConfig:
+    name = _recorded_config(ref) or ref.config
+    try:
+        config = load_model_config(name)
     except ValueError as exc:
         raise ConfigError(f"models.{field_name}.config: {exc}") from exc
     if config.task != task:

@@ -12,6 +12,7 @@ from endpoints.errors import (
     ModelResponseError,
     ModelThrottledError,
     ModelTimeoutError,
+    StreamingNotSupportedError,
     UnknownModelError,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "ModelResponseError",
     "ModelThrottledError",
     "ModelTimeoutError",
+    "StreamingNotSupportedError",
     "UnknownModelError",
     "available_models",
     "load_model_config",

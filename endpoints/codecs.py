@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from endpoints.errors import ModelResponseError
+from endpoints.errors import ModelResponseError, StreamingNotSupportedError
+from endpoints.streaming import iter_events, pseudo_tokens, sse_done, sse_event
 
 JSON = "application/json"
 
@@ -36,7 +38,8 @@ def _load_json(body: bytes, what: str) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         preview = body[:120].decode("utf-8", "replace")
-        raise ModelResponseError(f"malformed {what}: not JSON ({exc.msg if hasattr(exc, 'msg') else exc}): {preview!r}") from exc
+        reason = exc.msg if hasattr(exc, "msg") else exc
+        raise ModelResponseError(f"malformed {what}: not JSON ({reason}): {preview!r}") from exc
 
 
 def _raise_if_error(payload: Any) -> None:
@@ -141,6 +144,8 @@ class GenerationCodec(ABC):
     accept: ClassVar[str] = JSON
     #: whether the format carries chat messages (otherwise a rendered prompt)
     takes_messages: ClassVar[bool] = False
+    #: whether the family's containers stream tokens (InvokeEndpointWithResponseStream)
+    supports_streaming: ClassVar[bool] = False
 
     @abstractmethod
     def encode_request(self, request: GenerationRequest) -> bytes: ...
@@ -154,6 +159,21 @@ class GenerationCodec(ABC):
     @abstractmethod
     def encode_response(self, text: str) -> bytes: ...
 
+    # Streaming. Formats whose containers cannot stream keep these defaults, and callers check
+    # ``supports_streaming`` first (EndpointChatModel falls back to one whole response).
+
+    def encode_stream_request(self, request: GenerationRequest) -> bytes:
+        """The request body that asks the container to stream its answer."""
+        raise StreamingNotSupportedError(f"the {type(self).__name__} payload format cannot stream")
+
+    def decode_stream(self, chunks: Iterable[bytes]) -> Iterator[str]:
+        """The generated text pieces of a streamed response, from its raw byte chunks."""
+        raise StreamingNotSupportedError(f"the {type(self).__name__} payload format cannot stream")
+
+    def encode_stream_response(self, text: str) -> list[bytes]:
+        """Container side: ``text`` as the stream of events the family's container writes."""
+        raise StreamingNotSupportedError(f"the {type(self).__name__} payload format cannot stream")
+
 
 def _stop_list(value: Any) -> tuple[str, ...]:
     if value is None:
@@ -166,9 +186,19 @@ def _stop_list(value: Any) -> tuple[str, ...]:
 
 
 class TgiCodec(GenerationCodec):
-    """Hugging Face TGI / LMI text generation: ``{"inputs", "parameters"}`` → ``[{"generated_text"}]``."""
+    """Hugging Face TGI / LMI text generation: ``{"inputs", "parameters"}`` → ``[{"generated_text"}]``.
+
+    Streamed, TGI writes one server-sent event per token, ``data:{"token": {"text", "special"}, ...}``
+    (LMI writes the same objects as JSON lines); the last event also carries the whole ``generated_text``,
+    which is ignored here so that text is never counted twice.
+    """
+
+    supports_streaming = True
 
     def encode_request(self, request: GenerationRequest) -> bytes:
+        return _dumps(self._payload(request))
+
+    def _payload(self, request: GenerationRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "max_new_tokens": request.max_new_tokens,
             "return_full_text": False,
@@ -181,7 +211,32 @@ class TgiCodec(GenerationCodec):
             params["do_sample"] = False
         if request.stop:
             params["stop"] = list(request.stop)
-        return _dumps({"inputs": request.prompt, "parameters": {k: v for k, v in params.items() if v is not None}})
+        return {"inputs": request.prompt, "parameters": {k: v for k, v in params.items() if v is not None}}
+
+    def encode_stream_request(self, request: GenerationRequest) -> bytes:
+        return _dumps({**self._payload(request), "stream": True})
+
+    def decode_stream(self, chunks: Iterable[bytes]) -> Iterator[str]:
+        for event in iter_events(chunks, what="generation stream"):
+            _raise_if_error(event)
+            token = event.get("token") if isinstance(event, dict) else None
+            if not isinstance(token, dict) or not isinstance(token.get("text"), str):
+                raise ModelResponseError("malformed generation stream: an event has no 'token.text' string")
+            if token.get("special"):  # end-of-sequence and other control tokens are not answer text
+                continue
+            if token["text"]:
+                yield token["text"]
+
+    def encode_stream_response(self, text: str) -> list[bytes]:
+        events = [
+            sse_event({"index": i, "token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
+                       "generated_text": None, "details": None})
+            for i, piece in enumerate(pseudo_tokens(text))
+        ]
+        end = len(events)
+        events.append(sse_event({"index": end, "token": {"id": end, "text": "</s>", "logprob": 0.0, "special": True},
+                                 "generated_text": text, "details": None}))
+        return events
 
     def decode_response(self, body: bytes) -> str:
         payload = _load_json(body, "generation response")
@@ -244,11 +299,20 @@ class Text2TextCodec(GenerationCodec):
 
 
 class MessagesCodec(GenerationCodec):
-    """Messages API (OpenAI chat-completions style, served by current JumpStart LLM containers)."""
+    """Messages API (OpenAI chat-completions style, served by current JumpStart LLM containers).
+
+    Streamed, each server-sent event is a ``chat.completion.chunk`` whose ``choices[0].delta.content``
+    holds the next piece of text (absent in the first, role-only chunk and in the final one), and the
+    stream ends with ``data: [DONE]``.
+    """
 
     takes_messages = True
+    supports_streaming = True
 
     def encode_request(self, request: GenerationRequest) -> bytes:
+        return _dumps(self._payload(request))
+
+    def _payload(self, request: GenerationRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "messages": list(request.messages),
             "max_tokens": request.max_new_tokens,
@@ -257,7 +321,41 @@ class MessagesCodec(GenerationCodec):
         }
         if request.stop:
             payload["stop"] = list(request.stop)
-        return _dumps(payload)
+        return payload
+
+    def encode_stream_request(self, request: GenerationRequest) -> bytes:
+        return _dumps({**self._payload(request), "stream": True})
+
+    def decode_stream(self, chunks: Iterable[bytes]) -> Iterator[str]:
+        for event in iter_events(chunks, what="generation stream"):
+            _raise_if_error(event)
+            choices = event.get("choices") if isinstance(event, dict) else None
+            if not isinstance(choices, list):
+                raise ModelResponseError("malformed generation stream: an event has no 'choices' list")
+            if not choices:  # a usage-only chunk
+                continue
+            delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
+            if not isinstance(delta, dict):
+                raise ModelResponseError("malformed generation stream: an event has no choices[0].delta object")
+            content = delta.get("content")
+            if content is None:
+                continue
+            if not isinstance(content, str):
+                raise ModelResponseError("malformed generation stream: delta content is not a string")
+            if content:
+                yield content
+
+    def encode_stream_response(self, text: str) -> list[bytes]:
+        def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+            return sse_event({"object": "chat.completion.chunk",
+                              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+        return [
+            chunk({"role": "assistant"}),
+            *(chunk({"content": piece}) for piece in pseudo_tokens(text)),
+            chunk({}, "stop"),
+            sse_done(),
+        ]
 
     def decode_response(self, body: bytes) -> str:
         payload = _load_json(body, "generation response")
@@ -274,7 +372,8 @@ class MessagesCodec(GenerationCodec):
         payload = _load_json(body, "generation request")
         messages = payload.get("messages") if isinstance(payload, dict) else None
         if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
         ):
             raise ValueError("'messages' must be a non-empty list of {role, content} objects")
         return GenerationRequest(

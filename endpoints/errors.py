@@ -28,3 +28,7 @@ class ModelTimeoutError(ModelInvocationError):
 
 class ModelThrottledError(ModelInvocationError):
     """The endpoint kept throttling (or was not ready) after every retry."""
+
+
+class StreamingNotSupportedError(ModelInvocationError):
+    """Streaming was asked of a payload format or transport that cannot stream."""

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, ConfigDict
 
 from endpoints.codecs import EmbeddingCodec, GenerationCodec, GenerationRequest, embedding_codec, generation_codec
 from endpoints.config import ModelConfig
 from endpoints.errors import ModelResponseError
 from endpoints.templates import render
-from endpoints.transport import Transport
+from endpoints.transport import StreamingTransport, Transport
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
@@ -54,7 +55,8 @@ class EndpointEmbeddings(BaseModel, Embeddings):
         )
         for v in vectors:
             if len(v) != self.dimension:
-                raise ModelResponseError(f"{self.model_id}: returned {len(v)}-dimensional vectors, config says {self.dimension}")
+                raise ModelResponseError(
+                    f"{self.model_id}: returned {len(v)}-dimensional vectors, config says {self.dimension}")
         if self.normalize:
             vectors = [_unit(v) for v in vectors]
         return vectors
@@ -106,7 +108,8 @@ class EndpointChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "careqa-endpoint"
 
-    def request_for(self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any) -> GenerationRequest:
+    def request_for(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                    **kwargs: Any) -> GenerationRequest:
         """The canonical request this model sends for ``messages`` (rendered for text formats)."""
         turns = tuple({"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages)
         return GenerationRequest(
@@ -130,3 +133,33 @@ class EndpointChatModel(BaseChatModel):
             self.transport.invoke(body, content_type=self.codec.content_type, accept=self.codec.accept)
         )
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    @property
+    def can_stream(self) -> bool:
+        """Whether both the payload format and the transport stream tokens (else ``stream`` yields one chunk)."""
+        return self.codec.supports_streaming and isinstance(self.transport, StreamingTransport)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        request = self.request_for(messages, stop, **kwargs)
+        if not self.can_stream:
+            # Text2text containers (and any transport without a stream) answer in one piece: one chunk.
+            text = self.codec.decode_response(
+                self.transport.invoke(self.codec.encode_request(request), content_type=self.codec.content_type,
+                                      accept=self.codec.accept)
+            )
+            pieces: Iterator[str] = iter([text])
+        else:
+            body = self.codec.encode_stream_request(request)
+            chunks = self.transport.invoke_stream(body, content_type=self.codec.content_type, accept=self.codec.accept)
+            pieces = self.codec.decode_stream(chunks)
+        for piece in pieces:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk

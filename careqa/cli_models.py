@@ -1,0 +1,161 @@
+"""``careqa models``: list the models live on CareQA's SageMaker endpoints, and swap one safely.
+
+The commands are thin: they build boto3 clients, call ``careqa.models_admin`` and turn its errors into
+exit codes (0 done, 1 swap failed and rolled back, 2 refused before any change, 3 rollback failed: the
+endpoint needs a person). ``build_app`` takes the client factory and the sleep function so tests run the
+real commands against moto without waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+ClientFactory = Callable[[str, str], Any]
+
+EXIT_FAILED, EXIT_REFUSED, EXIT_ROLLBACK_FAILED = 1, 2, 3
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: your AWS configuration's)")]
+EndpointArg = Annotated[str, typer.Argument(help="the SageMaker endpoint to change")]
+ConfigArg = Annotated[str, typer.Argument(help="target model config: a jumpstart_configs/ name or a YAML path")]
+KeepOpt = Annotated[int, typer.Option("--keep", help="tool-made EndpointConfigs to keep (never the live or previous)")]
+PercentOpt = Annotated[int, typer.Option("--canary-percent", help="capacity share of the canary (or of a linear step)")]
+BakeOpt = Annotated[int, typer.Option("--bake-seconds", help="how long each traffic step is watched")]
+WaitOpt = Annotated[int, typer.Option("--wait-minutes", help="give up (and roll back) after this long")]
+AlarmOpt = Annotated[list[str] | None, typer.Option("--alarm", help="CloudWatch alarm that rolls back (repeatable)")]
+InstanceTypeOpt = Annotated[str | None, typer.Option("--instance-type", help="override the config's instance type")]
+InstanceCountOpt = Annotated[int | None, typer.Option("--instance-count", help="override the instance count")]
+
+
+class Traffic(StrEnum):
+    canary = "canary"
+    linear = "linear"
+    all_at_once = "all-at-once"
+
+
+TrafficOpt = Annotated[Traffic, typer.Option("--traffic", help="how traffic moves to the new fleet")]
+
+
+def boto3_client(service: str, region: str) -> Any:
+    """A boto3 client; boto3 is imported here so ``careqa --help`` does not pay for it."""
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
+def configured_region() -> str | None:
+    """The region from the AWS environment variables or config file, as boto3 resolves it."""
+    import boto3
+
+    return boto3.session.Session().region_name
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def build_app(client: ClientFactory = boto3_client, sleep: Callable[[float], None] = time.sleep,
+              default_region: Callable[[], str | None] = configured_region) -> typer.Typer:
+    """The ``models`` command group, over the given AWS client factory and sleep function."""
+    app = typer.Typer(help="Models on SageMaker endpoints: see what is live, swap with canary and rollback.",
+                      no_args_is_help=True)
+
+    def region_of(region: str | None) -> str:
+        resolved = region or default_region()
+        if not resolved:
+            raise _fail("no AWS region: pass --region or set AWS_DEFAULT_REGION", EXIT_REFUSED)
+        return resolved
+
+    @app.command("list")
+    def list_models(region: RegionOpt = None) -> None:
+        """Print each CareQA endpoint with the model recorded as live on it."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from careqa.models_admin import ModelAdminError, list_careqa_endpoints
+
+        region = region_of(region)
+        try:
+            endpoints = list_careqa_endpoints(sagemaker=client("sagemaker", region), ssm=client("ssm", region))
+        except (ClientError, BotoCoreError, ModelAdminError) as exc:
+            raise _fail(str(exc), EXIT_FAILED) from None
+        if not endpoints:
+            typer.echo(f"no CareQA endpoints in {region}")
+            return
+        for e in endpoints:
+            a = e.active
+            model = (f"{a.config_name} {a.model_version} ({a.task}"
+                     f"{f', {a.embedding_dimension} dims' if a.embedding_dimension else ''}; "
+                     f"{'since ' + a.recorded_at if a.source == 'ssm' else 'from tag only'})") if a else "no record"
+            typer.echo(f"{e.endpoint_name}  {e.status}  {e.endpoint_config_name or '-'}  {model}")
+
+    @app.command("swap")
+    def swap(
+        endpoint: EndpointArg,
+        config: ConfigArg,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; change nothing")] = False,
+        keep: KeepOpt = 2,
+        region: RegionOpt = None,
+        canary_percent: PercentOpt = 10,
+        traffic: TrafficOpt = Traffic.canary,
+        bake_seconds: BakeOpt = 300,
+        wait_minutes: WaitOpt = 60,
+        alarm: AlarmOpt = None,
+        accept_eula: Annotated[bool, typer.Option("--accept-eula", help="accept a gated model's licence")] = False,
+        instance_type: InstanceTypeOpt = None,
+        instance_count: InstanceCountOpt = None,
+    ) -> None:
+        """Move ENDPOINT to the model in CONFIG: blue/green update, smoke test, record; roll back on failure."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from careqa.models_admin import (
+            DeploymentOptions,
+            ModelAdminError,
+            RollbackFailed,
+            SwapFailed,
+            execute_swap,
+            plan_swap,
+        )
+        from endpoints.config import load_model_config
+        from endpoints.errors import ModelConfigError
+
+        region = region_of(region)
+        try:
+            target = load_model_config(config)
+            options = DeploymentOptions(traffic=traffic.value, percent=canary_percent,  # type: ignore[arg-type]
+                                        bake_seconds=bake_seconds, alarms=tuple(alarm or ()), wait_minutes=wait_minutes)
+            sagemaker, ssm = client("sagemaker", region), client("ssm", region)
+            plan = plan_swap(endpoint, target, sagemaker=sagemaker, ssm=ssm, region=region, options=options,
+                             keep=keep, accept_eula=accept_eula, instance_type=instance_type,
+                             instance_count=instance_count)
+        except (ModelConfigError, ModelAdminError) as exc:
+            raise _fail(str(exc), EXIT_REFUSED) from None
+        except (ClientError, BotoCoreError) as exc:  # nothing was changed yet, so this too is a refusal
+            raise _fail(f"{endpoint}: {exc}", EXIT_REFUSED) from None
+        typer.echo(plan.summary())
+        if dry_run:
+            typer.echo("dry run: nothing was changed")
+            return
+        try:
+            result = execute_swap(plan, sagemaker=sagemaker, ssm=ssm, runtime=client("sagemaker-runtime", region),
+                                  sleep=sleep, report=lambda line: typer.echo(line, err=True))
+        except RollbackFailed as exc:
+            raise _fail(str(exc), EXIT_ROLLBACK_FAILED) from None
+        except SwapFailed as exc:
+            raise _fail(str(exc), EXIT_FAILED) from None
+        except (ClientError, BotoCoreError) as exc:
+            raise _fail(f"{endpoint}: {exc}", EXIT_FAILED) from None
+        typer.echo(f"{endpoint}: now serving {target.name} {target.model_version} on {result.endpoint_config_name} "
+                   f"({result.smoke_check})")
+        if result.pruned:
+            typer.echo(f"pruned: {', '.join(result.pruned)}")
+        for warning in result.warnings:
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+
+    return app
+
+
+app = build_app()
