@@ -10,13 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
+from careqa.cli_cost import app as cost_app
 from careqa.cli_models import app as models_app
 from careqa.config import Settings, hash_token, load_settings
 from careqa.errors import CareQAError
 from endpoints.errors import ModelConfigError, ModelInvocationError
 
-app = typer.Typer(help="CareQA: grounded, cited answers from a knowledge base for customer-care agents.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="CareQA: grounded, cited answers from a knowledge base for customer-care agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 feedback_app = typer.Typer(help="Agents' ratings of answers.", no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens for agents (stored in the config as SHA-256 only).", no_args_is_help=True)
 config_app = typer.Typer(help="The deployment configuration.", no_args_is_help=True)
@@ -24,8 +28,11 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(token_app, name="token")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
+app.add_typer(cost_app, name="cost")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config YAML (default: $CAREQA_CONFIG_FILE or config/local.yaml)")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="config YAML (default: $CAREQA_CONFIG_FILE or config/local.yaml)")
+]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -89,7 +96,8 @@ def ingest(
             c = report.counts()
             typer.echo(
                 f"{tenant_id}: {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, "
-                f"{c['deleted']} deleted, {c['rejected']} rejected ({c['chunks_written']} chunks written, {report.seconds:.1f}s)"
+                f"{c['deleted']} deleted, {c['rejected']} rejected "
+                f"({c['chunks_written']} chunks written, {report.seconds:.1f}s)"
             )
             for rejection in report.rejected:
                 typer.secho(f"  rejected {rejection}", fg=typer.colors.YELLOW)
@@ -152,29 +160,30 @@ def serve(
 
 @feedback_app.command("export")
 def feedback_export(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSONL file (default: stdout)")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="JSONL file, or s3://bucket/key (default: stdout)")
+    ] = None,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write stored feedback with its question, answer, sources and model ids as JSONL."""
-    from careqa.feedback import SQLiteFeedbackStore
+    """Write stored feedback (SQLite or DynamoDB, per feedback.driver) with its question, answer, sources and model
+    ids as JSONL."""
+    from careqa.feedback import export_to_s3, open_feedback_store, write_jsonl
 
     settings = _settings(config)
-    if tenant:
-        try:
-            settings.tenant(tenant)
-        except CareQAError as exc:
-            raise _fail(exc.message, 2) from None
-    store = SQLiteFeedbackStore(settings.feedback_path)
-    out = output.open("w", encoding="utf-8") if output else sys.stdout
-    count = 0
     try:
-        for row in store.export(tenant):
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-    finally:
-        if output:
-            out.close()
+        if tenant:
+            settings.tenant(tenant)
+        store = open_feedback_store(settings)
+        if output and output.startswith("s3://"):
+            count = export_to_s3(store.export(tenant), output, region=settings.feedback.region)
+        elif output:
+            with Path(output).open("w", encoding="utf-8") as out:
+                count = write_jsonl(store.export(tenant), out)
+        else:
+            count = write_jsonl(store.export(tenant), sys.stdout)
+    except CareQAError as exc:
+        raise _fail(exc.message, 2) from None
     typer.echo(f"exported {count} feedback record(s)", err=True)
 
 
@@ -187,7 +196,8 @@ def config_check(config: ConfigOpt = None) -> None:
     typer.echo(f"  tenants: {', '.join(t.id for t in settings.tenants)}; identities: {len(settings.identities)}")
     typer.echo(f"  embedding: {runtime.embedding_config.model_id} via {settings.models.embedding.transport}")
     typer.echo(f"  llm: {runtime.llm_config.model_id} via {settings.models.llm.transport}")
-    typer.echo(f"  index: {settings.index.driver} at {settings.index_path}")
+    where = settings.index.opensearch.endpoint if settings.index.opensearch is not None else settings.index_path
+    typer.echo(f"  index: {settings.index.driver} at {where}")
 
 
 @token_app.command("new")
@@ -211,6 +221,73 @@ def token_new(
 def token_hash(token: Annotated[str, typer.Argument(help="the token to hash")]) -> None:
     """Print the SHA-256 under which a token is listed in the config."""
     typer.echo(hash_token(token))
+
+
+@app.command("eval")
+def eval_retrieval(
+    kb: Annotated[Path, typer.Option("--kb", help="knowledge base: a Q&A file (JSONL, CSV), a document or a folder")],
+    questions: Annotated[
+        Path, typer.Option("--questions", help="judged questions, JSONL: id, subject, message, paraphrase, relevance")
+    ],
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="also write the results as JSON to PATH, or - for stdout")
+    ] = None,
+    configs: Annotated[
+        str | None,
+        typer.Option("--configs", help="comma-separated presets, each optionally with :field=value overrides"),
+    ] = None,
+    forms: Annotated[str, typer.Option("--forms", help="query forms: message (subject + message), paraphrase")] = (
+        "message,paraphrase"
+    ),
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="where the evaluation index lives (default: <data_dir>/eval)")
+    ] = None,
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant the knowledge base is indexed as")] = "eval",
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest a knowledge base once and score retrieval configurations on judged questions, side by side."""
+    from careqa.evaluate import DEFAULT_CONFIGS, format_table, parse_config_spec, run_eval
+    from careqa.index.lance import LanceIndex
+
+    settings = _settings(config)
+    runtime = _runtime(settings)
+    folder = data_dir or settings.data_dir / "eval"
+    dimension = runtime.embedding_config.embedding_dimension
+    specs = [c for c in (configs or ",".join(DEFAULT_CONFIGS)).split(",") if c.strip()]
+    try:
+        for spec in specs:  # refuse a bad spec before an index is opened or anything ingested
+            parse_config_spec(spec, settings.retrieval)
+        index = LanceIndex(folder / "index", dimension=dimension, embedding_model=runtime.embedding_config.model_id)
+        result = run_eval(
+            kb,
+            questions,
+            folder,
+            index=index,
+            embeddings=runtime.embeddings,
+            base=settings.retrieval,
+            specs=specs,
+            forms=[f.strip() for f in forms.split(",") if f.strip()],
+            tenant=tenant,
+        )
+    except (CareQAError, FileNotFoundError) as exc:
+        raise _fail(getattr(exc, "message", str(exc)), 2) from None
+    except ModelInvocationError as exc:
+        raise _fail(str(exc)) from None
+    report = result.to_dict()
+    ingest = report["ingest"]
+    summary = (
+        f"{result.n_questions} questions; ingest {ingest['added']} added, {ingest['updated']} updated, "
+        f"{ingest['unchanged']} unchanged, {ingest['rejected']} rejected ({ingest['seconds']:.1f}s)"
+    )
+    to_stdout = json_out == "-"
+    typer.echo(summary, err=to_stdout)
+    typer.echo(format_table(result.results), err=to_stdout)
+    if json_out:
+        text = json.dumps(report, indent=2)
+        if to_stdout:
+            typer.echo(text)
+        else:
+            Path(json_out).write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

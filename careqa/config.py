@@ -83,6 +83,11 @@ class ModelRef(_Strict):
     follow_swaps: bool = Field(
         default=True, description="with sagemaker, use the model the swap tool recorded as live on the endpoint"
     )
+    inference_component: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+        description="with sagemaker, the inference component to invoke (an endpoint that scales to zero copies)",
+    )
 
     @model_validator(mode="after")
     def _endpoint_for_sagemaker(self) -> ModelRef:
@@ -96,17 +101,102 @@ class ModelsConfig(_Strict):
     llm: ModelRef = ModelRef(config="local-gemma-3-270m")
 
 
+def _field_error(message: str) -> Exception:
+    # A custom error type keeps pydantic's "Value error, " prefix out of the message, so it reads
+    # "index.opensearch.region: required when auth is sigv4" with the field in the location.
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError("invalid_field", message)
+
+
+def _required_when(condition: bool, what: str) -> None:
+    if condition:
+        raise _field_error(f"required when {what}")
+
+
+class OpenSearchConfig(_Strict):
+    """The OpenSearch domain (AWS) or cluster (local) that holds one index per tenant."""
+
+    endpoint: str = Field(description="https://<domain endpoint>; plain http only for a cluster on a loopback host")
+    auth: Literal["sigv4", "basic", "none"] = "sigv4"
+    region: str | None = Field(default=None, validate_default=True, description="the domain's region (sigv4)")
+    username: str | None = Field(default=None, validate_default=True, description="basic auth only")
+    password: SecretStr | None = Field(default=None, validate_default=True, description="basic auth only")
+    # The IAM policy and the security-plugin role are scoped to careqa-*: change the prefix only for a local cluster.
+    index_prefix: str = Field(default="careqa-", pattern=r"^[a-z0-9][a-z0-9._-]{0,60}$")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_retries: int = Field(default=3, ge=0, le=10, description="retries of a 429/502/503/504 answer, with backoff")
+    verify_certs: bool = True
+
+    @field_validator("endpoint")
+    @classmethod
+    def _https_endpoint(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        loopback = parts.hostname in {"localhost", "127.0.0.1", "::1"}
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise _field_error("must be an https:// URL (http:// only for a cluster on localhost)")
+        if not parts.hostname or parts.path not in {"", "/"} or parts.query or parts.fragment:
+            raise _field_error("must be scheme://host[:port], with no path or query")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("region")
+    @classmethod
+    def _region_for_sigv4(cls, value: str | None, info: Any) -> str | None:
+        _required_when(not value and info.data.get("auth") == "sigv4", "auth is sigv4")
+        return value
+
+    @field_validator("username", "password")
+    @classmethod
+    def _credentials_for_basic(cls, value: Any, info: Any) -> Any:
+        _required_when(not value and info.data.get("auth") == "basic", "auth is basic")
+        return value
+
+
 class IndexConfig(_Strict):
-    driver: Literal["lancedb"] = "lancedb"
-    path: Path | None = Field(default=None, description="defaults to <data_dir>/index")
+    driver: Literal["lancedb", "opensearch"] = "lancedb"
+    path: Path | None = Field(default=None, description="the lancedb folder; defaults to <data_dir>/index")
+    opensearch: OpenSearchConfig | None = Field(
+        default=None, validate_default=True, description="the cluster, required when driver is opensearch"
+    )
+
+    @field_validator("opensearch")
+    @classmethod
+    def _opensearch_for_driver(cls, value: OpenSearchConfig | None, info: Any) -> OpenSearchConfig | None:
+        _required_when(value is None and info.data.get("driver") == "opensearch", "driver is opensearch")
+        return value
 
 
 class RetrievalConfig(_Strict):
+    """How documents are found and ranked; ``careqa eval`` compares settings on judged questions."""
+
     top_k: int = Field(default=4, gt=0, le=20)
-    candidates: int = Field(default=20, gt=0, le=200, description="hits taken from each of lexical and dense search")
+    candidates: int = Field(default=100, gt=0, le=200, description="chunk hits taken from lexical (BM25) search")
+    dense_candidates: int = Field(default=50, gt=0, le=500, description="chunk hits taken from dense search")
+    fusion: Literal["rrf", "score"] = Field(
+        default="score",
+        description="rrf: weighted reciprocal-rank fusion; score: weighted sum of cosine and max-normalised BM25",
+    )
     rrf_k: int = Field(default=60, gt=0)
-    lexical_weight: float = Field(default=1.0, ge=0)
+    lexical_weight: float = Field(
+        default=0.1, ge=0, description="with score fusion, BM25 (divided by the best BM25 score) counts this much"
+    )
     dense_weight: float = Field(default=1.0, ge=0)
+    question_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="with qa_dense=blend, the share of a Q&A pair's question similarity (0: answer chunks only)",
+    )
+    qa_dense: Literal["blend", "max"] = Field(
+        default="max",
+        description="a Q&A pair's dense score: blend (question_weight) or the max of question and answer similarity",
+    )
+    query_parts: int = Field(
+        default=0, ge=0, le=16, description="a long question's sentences also embedded on their own (0: none)"
+    )
+    split_min_words: int = Field(default=30, gt=0, description="questions shorter than this are embedded whole")
     min_evidence: float = Field(default=0.40, ge=-1, le=1, description="best cosine similarity needed to answer")
     curated_match: float = Field(
         default=0.80, ge=-1, le=1, description="question similarity to return a curated answer"
@@ -129,8 +219,53 @@ class LimitsConfig(_Strict):
 
 
 class FeedbackConfig(_Strict):
-    driver: Literal["sqlite"] = "sqlite"
-    path: Path | None = Field(default=None, description="defaults to <data_dir>/feedback.sqlite3")
+    """Where answers and ratings are stored: SQLite locally, a DynamoDB table on AWS."""
+
+    driver: Literal["sqlite", "dynamodb"] = "sqlite"
+    path: Path | None = Field(default=None, description="sqlite: defaults to <data_dir>/feedback.sqlite3")
+    table: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{3,255}$", description="dynamodb: the table's name (required)"
+    )
+    region: str | None = Field(default=None, description="dynamodb: the table's region (default: the SDK's)")
+
+    @model_validator(mode="after")
+    def _table_for_dynamodb(self) -> FeedbackConfig:
+        if self.driver == "dynamodb" and not self.table:
+            raise ValueError("table is required when driver is 'dynamodb'")
+        return self
+
+
+class OidcIdentityConfig(_Strict):
+    """An OIDC subject (``sub``) or group, as the load balancer's identity provider names it, and its tenant."""
+
+    claim: Literal["sub", "group"]
+    value: str = Field(min_length=1)
+    tenant: str
+
+
+class AlbOidcConfig(_Strict):
+    """Agents authenticated by the load balancer's authenticate-oidc action (see cdk/README.md, "Authentication")."""
+
+    identities: list[OidcIdentityConfig] = Field(min_length=1)
+    group_claim: str = Field(default="groups", min_length=1, description="the user claim that lists groups")
+    load_balancer_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/.+$",
+        description="when set, the x-amzn-oidc-data token's signer must be this load balancer",
+    )
+
+
+class AuthConfig(_Strict):
+    """How agents are authenticated: bearer tokens (``identities``, the default) or the load balancer's OIDC."""
+
+    mode: Literal["bearer", "alb-oidc"] = "bearer"
+    alb_oidc: AlbOidcConfig | None = None
+
+    @model_validator(mode="after")
+    def _oidc_settings(self) -> AuthConfig:
+        if self.mode == "alb-oidc" and self.alb_oidc is None:
+            raise ValueError("alb_oidc is required when mode is 'alb-oidc'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -150,6 +285,7 @@ class Settings(BaseSettings):
     guard: GuardConfig = GuardConfig()
     limits: LimitsConfig = LimitsConfig()
     feedback: FeedbackConfig = FeedbackConfig()
+    auth: AuthConfig = AuthConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -181,6 +317,14 @@ class Settings(BaseSettings):
         hashes = [i.token_sha256 for i in self.identities]
         if len(hashes) != len(set(hashes)):
             raise ValueError("identities: the same token is listed twice")
+        owners: dict[tuple[str, str], str] = {}
+        for i, oidc in enumerate(self.auth.alb_oidc.identities if self.auth.alb_oidc else []):
+            where = f"auth.alb_oidc.identities.{i}"
+            if oidc.tenant not in known:
+                raise ValueError(f"{where}.tenant: unknown tenant {oidc.tenant!r}; known: {sorted(known)}")
+            owner = owners.setdefault((oidc.claim, oidc.value), oidc.tenant)
+            if owner != oidc.tenant:
+                raise ValueError(f"{where}: {oidc.claim} {oidc.value!r} is mapped to {owner!r} and {oidc.tenant!r}")
         return self
 
     def tenant(self, tenant_id: str) -> TenantConfig:

@@ -294,17 +294,24 @@ def load_folder(root: Path, tenant: str) -> LoadResult:
         records, rejections = load_file(path, root, tenant)
         result.files.append(path.relative_to(root).as_posix())
         result.rejections.extend(rejections)
-        for record in records:
-            if record.doc_id in seen:
-                file, _, line = record.location.rpartition(":")
-                result.rejections.append(
-                    Rejection(
-                        file or record.location,
-                        int(line) if line.isdigit() else None,
-                        f"duplicate id {record.doc_id.split('/', 1)[1]!r} (first at {seen[record.doc_id]})",
-                    )
-                )
-                continue
-            seen[record.doc_id] = record.location
-            result.records.append(record)
+        result.records.extend(reject_duplicates(records, seen, result.rejections))
     return result
+
+
+def reject_duplicates(records: list[KBRecord], seen: dict[str, str], rejections: list[Rejection]) -> list[KBRecord]:
+    """The records whose id is not in ``seen`` (id → first location, updated); each repeat becomes a rejection."""
+    unique = []
+    for record in records:
+        if record.doc_id in seen:
+            file, _, line = record.location.rpartition(":")
+            rejections.append(
+                Rejection(
+                    file or record.location,
+                    int(line) if line.isdigit() else None,
+                    f"duplicate id {record.doc_id.split('/', 1)[1]!r} (first at {seen[record.doc_id]})",
+                )
+            )
+            continue
+        seen[record.doc_id] = record.location
+        unique.append(record)
+    return unique

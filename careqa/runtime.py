@@ -12,19 +12,37 @@ from careqa.errors import ConfigError
 from careqa.grounding import GroundingGuard
 from careqa.index.base import ChunkIndex
 from careqa.retrieve import HybridRetriever
-
-log = logging.getLogger(__name__)
 from endpoints import ModelConfig, load_model_config
 from endpoints.langchain import EndpointChatModel, EndpointEmbeddings
 from endpoints.local import local_transport
 from endpoints.transport import SageMakerTransport, Transport
+
+log = logging.getLogger(__name__)
 
 
 def _transport(ref: ModelRef, config: ModelConfig) -> Transport:
     if ref.transport == "local":
         return local_transport(config, timeout_s=ref.timeout_s)
     assert ref.endpoint_name is not None
-    return SageMakerTransport(ref.endpoint_name, region=ref.region, timeout_s=ref.timeout_s)
+    transport = SageMakerTransport(ref.endpoint_name, region=ref.region, timeout_s=ref.timeout_s)
+    if ref.inference_component:
+        _target_inference_component(transport, ref.inference_component)
+    return transport
+
+
+def _target_inference_component(transport: SageMakerTransport, component: str) -> None:
+    """Send ``InferenceComponentName`` with every invocation (an endpoint hosting inference components needs it).
+
+    Added through botocore's parameter hook on the transport's own client, so retries, timeouts and streaming
+    stay the transport's. (The transport has no such option of its own yet.)
+    """
+
+    def add_component(params: dict[str, object], **_: object) -> None:
+        params.setdefault("InferenceComponentName", component)
+
+    events = transport._client.meta.events  # type: ignore[union-attr]
+    for operation in ("InvokeEndpoint", "InvokeEndpointWithResponseStream"):
+        events.register(f"provide-client-params.sagemaker-runtime.{operation}", add_component)
 
 
 def _recorded_config(ref: ModelRef) -> str | None:
@@ -82,13 +100,16 @@ class Runtime:
 
     @cached_property
     def index(self) -> ChunkIndex:
-        from careqa.index.lance import LanceIndex
+        from careqa.index.factory import open_index
 
         assert self.embedding_config.embedding_dimension is not None
-        return LanceIndex(
-            self.settings.index_path,
+        return open_index(
+            self.settings.index.driver,
             dimension=self.embedding_config.embedding_dimension,
             embedding_model=self.embedding_config.model_id,
+            path=self.settings.index_path,
+            opensearch=self.settings.index.opensearch,
+            normalized_embeddings=self.embedding_config.normalize_embeddings,
         )
 
     @cached_property

@@ -20,3 +20,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install --quiet --no-deps -e .
   echo "$want" > "$stamp"
 fi
+
+# The AWS CDK command line (`npx cdk synth`), exactly as pinned in package-lock.json.
+if command -v npm >/dev/null; then
+  node_stamp="node_modules/.careqa-installed"
+  node_want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$node_want" ]; then
+    echo "==> installing the AWS CDK command line from package-lock.json (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$node_want" > "$node_stamp"
+  fi
+else
+  echo "==> npm not found: skipping the AWS CDK command line (needed only for 'npx cdk synth' and its test)" >&2
+fi

@@ -22,10 +22,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from careqa import __version__
-from careqa.auth import Principal, TokenAuthenticator
+from careqa.auth import Principal, authenticator_for
 from careqa.config import Settings
 from careqa.errors import CareQAError
-from careqa.feedback import FeedbackStore, SQLiteFeedbackStore
+from careqa.feedback import FeedbackStore, open_feedback_store
 from careqa.runtime import Runtime
 from careqa.sources import LinkSigner, render_source, resolve_source
 from careqa.types import Answer, Rating
@@ -67,8 +67,8 @@ class ErrorResponse(BaseModel):
 
 
 def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """The caller's identity from the bearer token; the tenant is the identity's, never the request's."""
-    return request.app.state.auth.authenticate(authorization)  # type: ignore[no-any-return]
+    """The caller's identity (bearer token, or the load balancer's OIDC headers); the tenant is the identity's."""
+    return request.app.state.auth.authenticate_request(request.headers)  # type: ignore[no-any-return]
 
 
 Authed = Annotated[Principal, Depends(principal)]
@@ -89,8 +89,8 @@ def create_app(
     signer = LinkSigner(secret, settings.limits.source_link_ttl_s)
     runtime = runtime or Runtime(settings, link=signer.link)
     runtime.engine.link = signer.link
-    store = feedback_store or SQLiteFeedbackStore(settings.feedback_path)
-    auth = TokenAuthenticator(settings.identities)
+    store = feedback_store or open_feedback_store(settings)
+    auth = authenticator_for(settings)
     ready = threading.Event()
 
     def _warm() -> None:
@@ -114,7 +114,7 @@ def create_app(
         version=__version__,
         description="Grounded, cited answers from a tenant's knowledge base for customer-care agents.",
         lifespan=lifespan,
-        responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
     )
     app.state.settings = settings
     app.state.runtime = runtime
@@ -134,7 +134,7 @@ def create_app(
 
     @app.exception_handler(CareQAError)
     async def careqa_error(_: Request, exc: CareQAError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = {"WWW-Authenticate": auth.challenge} if exc.http_status == 401 and auth.challenge else None
         return _error(exc.http_status, exc.code, exc.message, headers)
 
     @app.exception_handler(ModelInvocationError)
@@ -162,7 +162,8 @@ def create_app(
         return FileResponse(
             STATIC / "index.html",
             headers={
-                "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                "img-src 'self' data:; "
                 "frame-ancestors 'none'"
             },
         )

@@ -60,8 +60,9 @@ def serve(request: pytest.FixtureRequest) -> Serve:
 
 @pytest.mark.parametrize("fmt", EMBEDDING_FORMATS)
 def test_embeddings_round_trip_through_either_transport(serve, fmt):
-    embeddings = EndpointEmbeddings(model_id="m", transport=serve(fmt, VECTORS), codec=CODECS[fmt](),
-                                    batch_size=8, dimension=3, normalize=False)
+    embeddings = EndpointEmbeddings(
+        model_id="m", transport=serve(fmt, VECTORS), codec=CODECS[fmt](), batch_size=8, dimension=3, normalize=False
+    )
     assert embeddings.embed_documents(["refill too soon", "code 75"]) == VECTORS
 
 
@@ -109,8 +110,11 @@ def test_a_malformed_body_from_the_endpoint_is_a_model_error(sagemaker_fake):
 def stream_of(fake: SageMakerFake, reply: StreamReply) -> list[bytes]:
     fake.queue_stream(reply)
     transport = SageMakerTransport("careqa-llm", client=fake.client("sagemaker-runtime"), sleep=lambda _s: None)
-    return list(transport.invoke_stream(b'{"inputs": "q", "stream": true}', content_type="application/json",
-                                        accept="application/json"))
+    return list(
+        transport.invoke_stream(
+            b'{"inputs": "q", "stream": true}', content_type="application/json", accept="application/json"
+        )
+    )
 
 
 def test_payload_parts_arrive_as_sent_and_decode_across_split_lines(sagemaker_fake):
@@ -121,9 +125,13 @@ def test_payload_parts_arrive_as_sent_and_decode_across_split_lines(sagemaker_fa
 
 
 def test_a_model_stream_error_mid_stream_raises_after_the_tokens_before_it(sagemaker_fake):
-    sagemaker_fake.queue_stream(StreamReply(chunks=[b'data:{"token": {"text": "Hi"}}\n\n'],
-                                            error=("ModelStreamError", "the model took too long"),
-                                            error_code="ModelInvocationTimeExceeded"))
+    sagemaker_fake.queue_stream(
+        StreamReply(
+            chunks=[b'data:{"token": {"text": "Hi"}}\n\n'],
+            error=("ModelStreamError", "the model took too long"),
+            error_code="ModelInvocationTimeExceeded",
+        )
+    )
     transport = SageMakerTransport("careqa-llm", client=sagemaker_fake.client("sagemaker-runtime"))
     chunks = transport.invoke_stream(b"{}", content_type="application/json", accept="application/json")
     assert next(chunks) == b'data:{"token": {"text": "Hi"}}\n\n'
@@ -149,8 +157,9 @@ def test_a_throttled_stream_call_is_retried_then_streams(sagemaker_fake):
 def test_a_stream_call_that_keeps_being_throttled_gives_up(sagemaker_fake):
     for _ in range(2):
         sagemaker_fake.queue_stream(StreamReply(initial_error=("ModelNotReadyException", 429, "warming up")))
-    transport = SageMakerTransport("careqa-llm", client=sagemaker_fake.client("sagemaker-runtime"), max_attempts=2,
-                                   sleep=lambda _s: None)
+    transport = SageMakerTransport(
+        "careqa-llm", client=sagemaker_fake.client("sagemaker-runtime"), max_attempts=2, sleep=lambda _s: None
+    )
     with pytest.raises(ModelThrottledError, match="ModelNotReadyException after 2 attempts"):
         transport.invoke_stream(b"{}", content_type="application/json", accept="application/json")
 

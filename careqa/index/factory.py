@@ -1,0 +1,78 @@
+"""Open a chunk index by driver name: the one place that maps configuration to an index driver.
+
+The service, the CLI, the ingestion Lambda and tests call this instead of importing a driver, so the driver
+is a setting (``lancedb`` for the embedded store, ``opensearch`` on AWS) and tests can point the same code at
+an embedded index in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
+
+from pydantic import ValidationError
+
+from careqa.errors import CareQAError, ConfigError
+from careqa.index.base import ChunkIndex
+from careqa.index.opensearch_mapping import space_type_for
+
+if TYPE_CHECKING:
+    from careqa.config import OpenSearchConfig
+
+IndexDriver = Literal["lancedb", "opensearch"]
+DRIVERS: tuple[str, ...] = get_args(IndexDriver)
+
+
+class IndexDriverUnavailableError(CareQAError):
+    """The configured driver cannot be used in this build (kept for callers that catch it)."""
+
+    code = "index_driver_unavailable"
+    http_status = 503
+
+
+def _sigv4_config(endpoint: str | None) -> OpenSearchConfig:
+    """An ``index.opensearch`` for a bare endpoint: SigV4 in the region the AWS runtime sets (Lambda, ECS)."""
+    from careqa.config import OpenSearchConfig, format_validation_error
+
+    if not endpoint:
+        raise ConfigError("index.opensearch.endpoint: required for the opensearch driver")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    try:
+        return OpenSearchConfig(endpoint=endpoint, auth="sigv4", region=region)
+    except ValidationError as exc:
+        raise ConfigError(f"index.opensearch: {format_validation_error(exc)}") from exc
+
+
+def open_index(
+    driver: str,
+    *,
+    dimension: int,
+    embedding_model: str,
+    path: Path | None = None,
+    endpoint: str | None = None,
+    opensearch: OpenSearchConfig | None = None,
+    normalized_embeddings: bool = True,
+) -> ChunkIndex:
+    """An index of ``driver`` for vectors of ``dimension`` from ``embedding_model``.
+
+    ``path`` is the embedded store's folder. For OpenSearch, ``opensearch`` is the validated
+    ``index.opensearch`` section; without it, ``endpoint`` (the domain's HTTPS endpoint) is used with SigV4
+    in ``AWS_REGION``. ``normalized_embeddings`` picks the space type of an index the driver has to create.
+    """
+    if driver == "lancedb":
+        if path is None:
+            raise ConfigError("index path: required for the lancedb driver")
+        from careqa.index.lance import LanceIndex
+
+        return LanceIndex(path, dimension=dimension, embedding_model=embedding_model)
+    if driver == "opensearch":
+        from careqa.index.opensearch import OpenSearchIndex
+
+        return OpenSearchIndex.from_config(
+            opensearch or _sigv4_config(endpoint),
+            dimension=dimension,
+            embedding_model=embedding_model,
+            space_type=space_type_for(normalized_embeddings),
+        )
+    raise ConfigError(f"index driver: unknown driver {driver!r}; known: {', '.join(DRIVERS)}")

@@ -1,0 +1,187 @@
+"""The service stack: HTTPS-only internal ALB with OIDC, Fargate in isolated subnets, least privilege."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from .conftest import Synth
+
+
+def _container(synth: Synth) -> dict[str, Any]:
+    (task,) = synth.resources("service", "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return dict(container)
+
+
+def _environment(synth: Synth) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in _container(synth)["Environment"]}
+
+
+def _task_role_statements(synth: Synth) -> list[dict[str, Any]]:
+    (policy,) = [p for k, p in synth.resources("service", "AWS::IAM::Policy").items() if k.startswith("TaskRole")]
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_the_only_listener_is_https_443_with_the_configured_certificate_and_a_tls12_policy(synth: Synth) -> None:
+    listeners = synth.resources("service", "AWS::ElasticLoadBalancingV2::Listener").values()
+    assert len(listeners) == 1
+    (listener,) = listeners
+    props = listener["Properties"]
+    assert (props["Protocol"], props["Port"]) == ("HTTPS", 443)
+    assert props["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
+    assert props["Certificates"] == [
+        {"CertificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"}
+    ]
+
+
+def test_every_request_is_authenticated_by_oidc_before_it_is_forwarded(synth: Synth) -> None:
+    (listener,) = synth.resources("service", "AWS::ElasticLoadBalancingV2::Listener").values()
+    actions = sorted(listener["Properties"]["DefaultActions"], key=lambda a: a["Order"])
+    assert [a["Type"] for a in actions] == ["authenticate-oidc", "forward"]
+    oidc = actions[0]["AuthenticateOidcConfig"]
+    assert oidc["Issuer"] == "https://login.example-health.com"
+    assert "resolve:secretsmanager" in oidc["ClientSecret"]
+    synth.templates["service"].has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::ListenerRule",
+        {
+            "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/v1/*"]}}],
+            "Actions": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Type": "authenticate-oidc",
+                            "AuthenticateOidcConfig": Match.object_like({"OnUnauthenticatedRequest": "deny"}),
+                        }
+                    )
+                ]
+            ),
+        },
+    )
+
+
+def test_load_balancer_is_internal_logs_access_and_drops_invalid_headers(synth: Synth) -> None:
+    (alb,) = synth.resources("service", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    props = alb["Properties"]
+    assert props["Scheme"] == "internal"
+    attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert "ingressSubnet" in json.dumps(props["Subnets"])
+
+
+def test_deletion_protection_follows_the_profile(cheap: Synth, production: Synth) -> None:
+    def protected(synth: Synth) -> str:
+        (alb,) = synth.resources("service", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+        return {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}[
+            "deletion_protection.enabled"
+        ]
+
+    assert (protected(cheap), protected(production)) == ("false", "true")
+
+
+def test_load_balancer_accepts_only_the_agent_networks(synth: Synth) -> None:
+    groups = synth.resources("service", "AWS::EC2::SecurityGroup")
+    alb_sg = next(g for k, g in groups.items() if k.startswith("AlbSg"))
+    assert [(r["CidrIp"], r["FromPort"]) for r in alb_sg["Properties"]["SecurityGroupIngress"]] == [("10.0.0.0/8", 443)]
+
+
+def test_tasks_run_in_isolated_app_subnets_without_public_ips(synth: Synth) -> None:
+    (service,) = synth.resources("service", "AWS::ECS::Service").values()
+    network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert "appSubnet" in json.dumps(network["Subnets"])
+
+
+def test_container_is_built_from_the_repository_dockerfile_with_a_read_only_root(synth: Synth) -> None:
+    container = _container(synth)
+    assert container["ReadonlyRootFilesystem"] is True
+    assert container["PortMappings"][0]["ContainerPort"] == 8000
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert [s["Name"] for s in container["Secrets"]] == ["CAREQA_LINK_SECRET"]
+    assert "container-assets" in json.dumps(container["Image"])
+    (image,) = synth.assets("service")["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "Dockerfile"
+    staged = synth.outdir / image["source"]["directory"]
+    assert (staged / "careqa" / "cli.py").is_file() and not (staged / ".venv").exists()
+
+
+def test_service_config_maps_each_identity_to_its_tenant(synth: Synth) -> None:
+    environment = _environment(synth)
+    assert environment["CAREQA_AUTH__MODE"] == "alb-oidc"
+    identities = json.loads(environment["CAREQA_AUTH__ALB_OIDC__IDENTITIES"])
+    assert {(i["claim"], i["value"], i["tenant"]) for i in identities} == {
+        ("group", "northwind-care-agents", "pharmacy"),
+        ("sub", "00u1northwindsupervisor", "pharmacy"),
+        ("group", "lakeside-front-desk", "clinic"),
+    }
+    assert environment["CAREQA_AUTH__ALB_OIDC__GROUP_CLAIM"] == "groups"
+    assert "Alb" in json.dumps(environment["CAREQA_AUTH__ALB_OIDC__LOAD_BALANCER_ARN"])
+    assert [t["id"] for t in json.loads(environment["CAREQA_TENANTS"])] == ["pharmacy", "clinic"]
+    assert environment["CAREQA_IDENTITIES"] == "[]"  # no bearer tokens on AWS
+    models = json.loads(environment["CAREQA_MODELS"])
+    assert models["llm"]["transport"] == "sagemaker" and models["llm"]["endpoint_name"] == "careqa-llm"
+
+
+def test_service_stores_feedback_in_the_table_and_searches_the_domain(synth: Synth) -> None:
+    environment = _environment(synth)
+    assert environment["CAREQA_FEEDBACK__DRIVER"] == "dynamodb"
+    assert "Feedback" in json.dumps(environment["CAREQA_FEEDBACK__TABLE"])
+    assert environment["CAREQA_INDEX__DRIVER"] == "opensearch"
+    assert (
+        environment["CAREQA_INDEX__OPENSEARCH__AUTH"],
+        environment["CAREQA_INDEX__OPENSEARCH__REGION"],
+        environment["CAREQA_INDEX__OPENSEARCH__INDEX_PREFIX"],
+    ) == ("sigv4", "us-east-1", "careqa-")
+    endpoint = json.dumps(environment["CAREQA_INDEX__OPENSEARCH__ENDPOINT"])
+    assert endpoint.startswith('{"Fn::Join": ["", ["https://"') and "DomainEndpoint" in endpoint
+
+
+def test_only_the_load_balancer_reaches_the_tasks(synth: Synth) -> None:
+    ingress = synth.resources("service", "AWS::EC2::SecurityGroupIngress")
+    to_tasks = [r["Properties"] for r in ingress.values() if "ServiceSg" in json.dumps(r["Properties"]["GroupId"])]
+    assert len(to_tasks) == 1
+    assert "AlbSg" in json.dumps(to_tasks[0]["SourceSecurityGroupId"]) and to_tasks[0]["FromPort"] == 8000
+    groups = synth.resources("service", "AWS::EC2::SecurityGroup")
+    service_sg = next(g for k, g in groups.items() if k.startswith("ServiceSg"))
+    assert "SecurityGroupIngress" not in service_sg["Properties"]
+
+
+def test_service_log_group_is_encrypted(synth: Synth) -> None:
+    synth.templates["service"].has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value()})
+
+
+def test_service_scales_on_cpu_and_request_count(synth: Synth) -> None:
+    policies = synth.resources("service", "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    metrics = {
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]
+        for p in policies
+    }
+    assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+
+
+def test_task_role_invokes_only_its_two_endpoints(synth: Synth) -> None:
+    invoke = next(s for s in _task_role_statements(synth) if s.get("Sid") == "InvokeModels")
+    assert sorted(invoke["Action"]) == ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"]
+    resources = json.dumps(invoke["Resource"])
+    assert "endpoint/careqa-embedding" in resources and "endpoint/careqa-llm" in resources
+    assert len(invoke["Resource"]) == 2
+
+
+def test_task_role_reaches_only_the_careqa_index_paths_of_its_domain(synth: Synth) -> None:
+    search = next(s for s in _task_role_statements(synth) if s.get("Sid") == "SearchIndices")
+    assert sorted(search["Action"]) == ["es:ESHttpGet", "es:ESHttpPost"]
+    assert json.dumps(search["Resource"]).endswith(':domain/careqa-kb/careqa-*"]]}')
+
+
+def test_task_role_writes_feedback_and_reads_live_model_records_only(synth: Synth) -> None:
+    statements = {s.get("Sid"): s for s in _task_role_statements(synth)}
+    assert sorted(statements["Feedback"]["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert "Feedback" in json.dumps(statements["Feedback"]["Resource"])
+    assert statements["LiveModelRecords"]["Action"] == "ssm:GetParameter"
+    assert ":parameter/careqa/*" in json.dumps(statements["LiveModelRecords"]["Resource"])
+    assert not any(str(s.get("Action", "")).startswith("s3:") for s in statements.values())
