@@ -42,6 +42,8 @@ _COLUMNS = [
 ]
 #: rows above which an ANN index is built; below it, exact search is fast and exact
 ANN_THRESHOLD = 100_000
+#: an ANN search re-ranks this many times ``k`` candidates with the full vectors (the index stores them quantised)
+REFINE_FACTOR = 10
 
 
 def _quote(value: str) -> str:
@@ -56,10 +58,11 @@ def _fts_query(text: str) -> str:
 class LanceIndex:
     """A LanceDB table of chunks, shared by all tenants and always filtered by tenant."""
 
-    def __init__(self, path: Path, *, dimension: int, embedding_model: str) -> None:
+    def __init__(self, path: Path, *, dimension: int, embedding_model: str, ann_threshold: int = ANN_THRESHOLD) -> None:
         self.path = Path(path)
         self.dimension = dimension
         self.embedding_model = embedding_model
+        self.ann_threshold = ann_threshold
         self.path.mkdir(parents=True, exist_ok=True)
         self._check_meta()
         # read_consistency_interval=0: a service process sees what a separate ingest process just wrote.
@@ -75,7 +78,8 @@ class LanceIndex:
             meta = json.loads(meta_path.read_text())
             if meta != wanted:
                 raise IndexMismatchError(
-                    f"the index at {self.path} was built with {meta['embedding_model']} ({meta['dimension']} dimensions) "
+                    f"the index at {self.path} was built with {meta['embedding_model']} "
+                    f"({meta['dimension']} dimensions) "
                     f"but the configured embedding model is {self.embedding_model} ({self.dimension}); "
                     "re-ingest into a new index path"
                 )
@@ -105,6 +109,12 @@ class LanceIndex:
         if TABLE in self._db.table_names():
             return self._db.open_table(TABLE)
         return self._db.create_table(TABLE, schema=self._schema(), exist_ok=True)
+
+    def _has_vector_index(self) -> bool:
+        try:
+            return any("vector" in idx.columns for idx in self._table.list_indices())
+        except Exception:  # noqa: BLE001 - an unreadable index listing just means "build it"
+            return False
 
     def _has_fts(self) -> bool:
         try:
@@ -156,7 +166,9 @@ class LanceIndex:
                 self._table.create_fts_index("text", replace=True)
             self._fts_ready = True
             rows = self._table.count_rows()
-            if rows >= ANN_THRESHOLD:
+            if rows >= self.ann_threshold and not self._has_vector_index():
+                # Built once (minutes at 100k rows on 2 cores); later refreshes fold new rows into it through
+                # optimize() below instead of rebuilding it on every ingest.
                 self._table.create_index(metric="cosine", index_type="IVF_HNSW_SQ", vector_column_name="vector")
             self._table.optimize(cleanup_older_than=timedelta(minutes=10))
 
@@ -186,6 +198,7 @@ class LanceIndex:
         rows = (
             self._table.search(list(vector), vector_column_name="vector")
             .distance_type("cosine")
+            .refine_factor(REFINE_FACTOR)
             .where(f"tenant = {_quote(tenant)}", prefilter=True)
             .select([*_COLUMNS, "_distance"])
             .limit(k)
