@@ -1,14 +1,23 @@
-"""Hybrid retrieval: BM25 and dense search, fused by reciprocal rank, always filtered by tenant.
+"""Hybrid retrieval: dense search over question and answer vectors plus BM25, fused, always filtered by tenant.
 
-Fusion ranks documents; the evidence threshold uses the best cosine similarity, an absolute measure,
+Documents are ranked, not chunks. A Q&A pair's dense score is, by default, the better of its question
+vector's and its best answer chunk's cosine similarity (``qa_dense``; or a blend, ``question_weight``);
+a document's is its best section's. The default fusion adds a small share of BM25, divided by the best
+BM25 score, to that cosine (``fusion="score"``, ``lexical_weight``): measured with ``careqa eval`` on
+MedQuAD and LiveQA-Med consumer questions, equal-weight reciprocal-rank fusion let BM25's matches on the
+noise of long messages outvote the embedding, while no BM25 at all loses exact codes ("code 75" vs
+"code 79"). Optionally (``query_parts``), a long question is also embedded sentence by sentence.
+
+The evidence threshold uses the best cosine similarity to the *whole* question, an absolute measure,
 so "nothing relevant" can be told apart from "the best of a poor lot".
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -38,32 +47,103 @@ class _DocEvidence:
     best: Hit
     similarity: float = -1.0
     question_similarity: float | None = None
-    dense_rank: int | None = None
-    lexical_rank: int | None = None
+    dense: float | None = None
+    lexical: float | None = None
     fused: float = 0.0
+    # per query vector: best answer/section cosine and question cosine seen in that vector's hits
+    answer_cos: dict[int, float] = field(default_factory=dict)
+    question_cos: dict[int, float] = field(default_factory=dict)
+    is_qa: bool = False
 
 
-def fuse(dense: Sequence[Hit], lexical: Sequence[Hit], config: RetrievalConfig) -> list[_DocEvidence]:
-    """Group chunk hits by document and rank documents by weighted reciprocal-rank fusion."""
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+|\n+")
+
+
+def query_parts(question: str, config: RetrievalConfig) -> list[str]:
+    """The texts to embed: the question itself, then (for a long question) its sentences.
+
+    Short questions, as agents type them, are embedded whole and only whole.
+    """
+    if not config.query_parts or len(question.split()) < config.split_min_words:
+        return [question]
+    sentences = [s.strip() for s in _SENTENCE_END.split(question) if len(s.split()) >= 3]
+    return [question, *sentences[: config.query_parts]]
+
+
+def rank_documents(
+    dense: Sequence[Sequence[Hit]], lexical: Sequence[Hit], config: RetrievalConfig
+) -> list[_DocEvidence]:
+    """Group chunk hits by document and rank documents by the configured fusion.
+
+    ``dense`` holds one hit list per query vector, the whole question's first; ``lexical`` the BM25 hits.
+    """
     docs: dict[str, _DocEvidence] = {}
-    for rank, hit in enumerate(dense, start=1):
+    floors: list[float] = []
+    for v, hits in enumerate(dense):
+        floors.append(min((h.score for h in hits), default=-1.0))
+        for hit in hits:
+            ev = docs.get(hit.chunk.doc_id)
+            if ev is None:
+                ev = docs[hit.chunk.doc_id] = _DocEvidence(best=hit)
+            if hit.chunk.kind in {"question", "answer"}:
+                ev.is_qa = True
+            if hit.chunk.kind == "question":
+                ev.question_cos[v] = max(ev.question_cos.get(v, -1.0), hit.score)
+            else:
+                ev.answer_cos[v] = max(ev.answer_cos.get(v, -1.0), hit.score)
+            if v == 0:
+                if hit.score > ev.similarity:
+                    ev.similarity = hit.score
+                    ev.best = hit
+                if hit.chunk.kind == "question":
+                    ev.question_similarity = max(ev.question_similarity or -1.0, hit.score)
+    use_dense, use_lexical = config.dense_weight > 0, config.lexical_weight > 0
+    if not use_lexical:
+        lexical = []
+    top_lexical = max((h.score for h in lexical), default=0.0)
+    for hit in lexical:
         ev = docs.setdefault(hit.chunk.doc_id, _DocEvidence(best=hit))
-        if ev.dense_rank is None:
-            ev.dense_rank = rank
-            ev.best = hit
-        ev.similarity = max(ev.similarity, hit.score)
-        if hit.chunk.kind == "question":
-            ev.question_similarity = max(ev.question_similarity or -1.0, hit.score)
-    for rank, hit in enumerate(lexical, start=1):
-        ev = docs.setdefault(hit.chunk.doc_id, _DocEvidence(best=hit))
-        if ev.lexical_rank is None:
-            ev.lexical_rank = rank
+        if hit.chunk.kind in {"question", "answer"}:
+            ev.is_qa = True
+        if ev.lexical is None:
+            ev.lexical = hit.score / top_lexical if top_lexical > 0 else 0.0
+
+    lam = config.question_weight
     for ev in docs.values():
-        if ev.dense_rank is not None:
-            ev.fused += config.dense_weight / (config.rrf_k + ev.dense_rank)
-        if ev.lexical_rank is not None:
-            ev.fused += config.lexical_weight / (config.rrf_k + ev.lexical_rank)
-    return sorted(docs.values(), key=lambda e: (-e.fused, -e.similarity))
+        scores = []
+        for v in range(len(dense)):
+            # A chunk that is not among a vector's hits is at most as similar as the last hit (the floor).
+            answer = ev.answer_cos.get(v)
+            question = ev.question_cos.get(v)
+            if answer is None and question is None:
+                continue
+            if not ev.is_qa:
+                scores.append(answer if answer is not None else floors[v])
+                continue
+            answer = answer if answer is not None else floors[v]
+            question = question if question is not None else floors[v]
+            scores.append(max(answer, question) if config.qa_dense == "max" else (1 - lam) * answer + lam * question)
+        ev.dense = max(scores) if scores else None
+
+    # Only documents found by a search that counts are ranked (the whole question's dense hits are always
+    # fetched, for the evidence similarity, even when dense search has no weight).
+    found = [
+        ev for ev in docs.values() if (use_dense and ev.dense is not None) or (use_lexical and ev.lexical is not None)
+    ]
+    if config.fusion == "score":
+        # A document BM25 found but dense search did not is at most as similar as the least similar one it did.
+        dense_floor = min((ev.dense for ev in found if ev.dense is not None), default=0.0)
+        for ev in found:
+            dense_score = ev.dense if ev.dense is not None else dense_floor
+            ev.fused = config.dense_weight * dense_score + config.lexical_weight * (ev.lexical or 0.0)
+    else:
+        by_dense = sorted((ev for ev in found if ev.dense is not None), key=lambda e: -(e.dense or 0.0))
+        by_lexical = sorted((ev for ev in found if ev.lexical is not None), key=lambda e: -(e.lexical or 0.0))
+        for rank, ev in enumerate(by_dense, start=1):
+            ev.fused += config.dense_weight / (config.rrf_k + rank)
+        for rank, ev in enumerate(by_lexical, start=1):
+            ev.fused += config.lexical_weight / (config.rrf_k + rank)
+    return sorted(found, key=lambda e: (-e.fused, -e.similarity))
 
 
 class HybridRetriever:
@@ -75,17 +155,25 @@ class HybridRetriever:
         self.config = config
 
     def retrieve(self, tenant: str, question: str, *, top_k: int | None = None) -> Retrieval:
+        config = self.config
         t0 = time.perf_counter()
-        vector = self.embeddings.embed_query(question)
+        parts = query_parts(question, config)
+        vectors = [self.embeddings.embed_query(question)]
+        if len(parts) > 1:
+            vectors += self.embeddings.embed_documents(parts[1:])
+        vector = vectors[0]
         t1 = time.perf_counter()
-        dense = self.index.dense_search(tenant, vector, self.config.candidates)
-        lexical = self.index.lexical_search(tenant, question, self.config.candidates)
-        ranked = fuse(dense, lexical, self.config)[: top_k or self.config.top_k]
-        # A document found only lexically has no similarity yet: score its best chunk against the question.
-        missing = [ev for ev in ranked if ev.dense_rank is None]
+        # The whole question's dense hits are always needed: they give the evidence similarity.
+        searched = vectors if config.dense_weight > 0 else vectors[:1]
+        dense = [self.index.dense_search(tenant, v, config.dense_candidates) for v in searched]
+        lexical = self.index.lexical_search(tenant, question, config.candidates) if config.lexical_weight > 0 else []
+        ranked = rank_documents(dense, lexical, config)[: top_k or config.top_k]
+        # A document found only by another query part or lexically has no similarity to the whole question
+        # yet: score its best chunk against the question.
+        missing = [ev for ev in ranked if ev.similarity == -1.0]
         if missing:
-            vectors = self.embeddings.embed_documents([ev.best.chunk.embed_text for ev in missing])
-            for ev, v in zip(missing, vectors, strict=True):
+            chunk_vectors = self.embeddings.embed_documents([ev.best.chunk.embed_text for ev in missing])
+            for ev, v in zip(missing, chunk_vectors, strict=True):
                 ev.similarity = sum(a * b for a, b in zip(vector, v, strict=True))
         passages = [
             Passage(

@@ -1,0 +1,90 @@
+"""``careqa eval`` on a tiny knowledge base: JSON shape, hand-computed metrics, and an index reused across runs."""
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from careqa.cli import app
+
+runner = CliRunner()
+
+KB = [
+    {"id": "a1", "question": "Zorblax dosing", "answer": "Zorblax tablets go twice daily with meals."},
+    {"id": "a2", "question": "Quintrel storage", "answer": "Keep quintrel capsules in a cool cupboard."},
+    {"id": "a3", "question": "Plenvix interactions", "answer": "Plenvix must never be combined with grapefruit."},
+    {"id": "a4", "question": "Counter hours", "answer": "The counter opens at eight every weekday."},
+]
+# Each query's words occur in one pair only, so BM25 returns exactly that pair: the rankings are known.
+QUESTIONS = [
+    # ranking [a2]; a2 is grade 3, a4 (grade 4) is missed
+    {"id": "q1", "subject": "Quintrel", "message": "quintrel cupboard", "paraphrase": "quintrel",
+     "relevance": {"a2": 3, "a4": 4}},
+    # ranking [a4]; a4 is only related (grade 2), a1 (grade 4) is missed
+    {"id": "q2", "subject": "Weekday", "message": "counter opens weekday", "paraphrase": "weekday counter",
+     "relevance": {"a4": 2, "a1": 4, "a3": 1}},
+]  # fmt: skip
+L3 = math.log2(3)
+EXPECTED = {
+    "ndcg@10": (2 / (3 + 2 / L3) + 1 / (3 + 1 / L3)) / 2,
+    "success@5": 0.5,
+    "mrr@10": 0.5,
+    "recall@10": 0.25,
+}
+
+
+@pytest.fixture()
+def files(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("".join(json.dumps(r | {"source_url": f"https://kb.example/{r['id']}"}) + "\n" for r in KB))
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    return kb, questions, tmp_path / "eval-data"
+
+
+def invoke(kb, questions, data, *extra):
+    args = ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data), "--json", "-", *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_eval_reports_hand_computed_metrics_as_json_for_each_configuration_and_form(files):
+    report = invoke(*files, "--configs", "bm25,dense-questions")
+    assert report["n_questions"] == 2 and report["tenant"] == "eval"
+    assert report["ingest"]["added"] == 4 and report["ingest"]["rejected"] == 0
+    assert [r["config"] for r in report["results"]] == ["bm25", "dense-questions"]
+    for result in report["results"]:
+        assert set(result["forms"]) == {"message", "paraphrase"}
+        for scores in result["forms"].values():
+            assert set(scores) == {"ndcg@10", "success@5", "mrr@10", "recall@10", "latency_ms"}
+            assert set(scores["latency_ms"]) == {"p50", "p95"}
+            assert all(0.0 <= scores[m] <= 1.0 for m in EXPECTED)
+    bm25 = report["results"][0]
+    assert bm25["settings"]["dense_weight"] == 0.0
+    for form in ("message", "paraphrase"):
+        assert {m: bm25["forms"][form][m] for m in EXPECTED} == pytest.approx(EXPECTED, abs=1e-4)
+
+
+def test_a_second_run_reuses_the_index_and_the_table_names_every_configuration(files):
+    invoke(*files, "--configs", "bm25")
+    again = invoke(*files, "--configs", "bm25")
+    assert again["ingest"]["added"] == 0 and again["ingest"]["unchanged"] == 4
+    kb, questions, data = files
+    result = runner.invoke(
+        app, ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data), "--configs",
+              "bm25,default:lexical_weight=0.5", "--forms", "paraphrase"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "bm25" in result.output and "default:lexical_weight=0.5" in result.output and "nDCG@10" in result.output
+    assert "message" not in result.output.split("nDCG@10", 1)[1]
+
+
+def test_an_unknown_configuration_is_refused_before_anything_is_ingested(files):
+    kb, questions, data = files
+    result = runner.invoke(app, ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data),
+                                 "--configs", "nope"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "unknown retrieval configuration 'nope'" in result.output
+    assert not (data / "index").exists() or not any((data / "index").iterdir())
