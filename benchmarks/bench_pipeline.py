@@ -153,7 +153,7 @@ def show_answers(name: str, r: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
-    parser.add_argument("--medquad-pairs", type=int, default=2000, help="MedQuAD pairs to ingest (0 = all 17,841)")
+    parser.add_argument("--medquad-pairs", type=int, default=1000, help="MedQuAD pairs to ingest (0 = all 17,841)")
     parser.add_argument("--liveqa-questions", type=int, default=39)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()

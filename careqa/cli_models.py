@@ -58,11 +58,15 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def build_app(client: ClientFactory = boto3_client, sleep: Callable[[float], None] = time.sleep,
-              default_region: Callable[[], str | None] = configured_region) -> typer.Typer:
+def build_app(
+    client: ClientFactory = boto3_client,
+    sleep: Callable[[float], None] = time.sleep,
+    default_region: Callable[[], str | None] = configured_region,
+) -> typer.Typer:
     """The ``models`` command group, over the given AWS client factory and sleep function."""
-    app = typer.Typer(help="Models on SageMaker endpoints: see what is live, swap with canary and rollback.",
-                      no_args_is_help=True)
+    app = typer.Typer(
+        help="Models on SageMaker endpoints: see what is live, swap with canary and rollback.", no_args_is_help=True
+    )
 
     def region_of(region: str | None) -> str:
         resolved = region or default_region()
@@ -87,9 +91,15 @@ def build_app(client: ClientFactory = boto3_client, sleep: Callable[[float], Non
             return
         for e in endpoints:
             a = e.active
-            model = (f"{a.config_name} {a.model_version} ({a.task}"
-                     f"{f', {a.embedding_dimension} dims' if a.embedding_dimension else ''}; "
-                     f"{'since ' + a.recorded_at if a.source == 'ssm' else 'from tag only'})") if a else "no record"
+            model = (
+                (
+                    f"{a.config_name} {a.model_version} ({a.task}"
+                    f"{f', {a.embedding_dimension} dims' if a.embedding_dimension else ''}; "
+                    f"{'since ' + a.recorded_at if a.source == 'ssm' else 'from tag only'})"
+                )
+                if a
+                else "no record"
+            )
             typer.echo(f"{e.endpoint_name}  {e.status}  {e.endpoint_config_name or '-'}  {model}")
 
     @app.command("swap")
@@ -125,12 +135,26 @@ def build_app(client: ClientFactory = boto3_client, sleep: Callable[[float], Non
         region = region_of(region)
         try:
             target = load_model_config(config)
-            options = DeploymentOptions(traffic=traffic.value, percent=canary_percent,  # type: ignore[arg-type]
-                                        bake_seconds=bake_seconds, alarms=tuple(alarm or ()), wait_minutes=wait_minutes)
+            options = DeploymentOptions(
+                traffic=traffic.value,
+                percent=canary_percent,  # type: ignore[arg-type]
+                bake_seconds=bake_seconds,
+                alarms=tuple(alarm or ()),
+                wait_minutes=wait_minutes,
+            )
             sagemaker, ssm = client("sagemaker", region), client("ssm", region)
-            plan = plan_swap(endpoint, target, sagemaker=sagemaker, ssm=ssm, region=region, options=options,
-                             keep=keep, accept_eula=accept_eula, instance_type=instance_type,
-                             instance_count=instance_count)
+            plan = plan_swap(
+                endpoint,
+                target,
+                sagemaker=sagemaker,
+                ssm=ssm,
+                region=region,
+                options=options,
+                keep=keep,
+                accept_eula=accept_eula,
+                instance_type=instance_type,
+                instance_count=instance_count,
+            )
         except (ModelConfigError, ModelAdminError) as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
         except (ClientError, BotoCoreError) as exc:  # nothing was changed yet, so this too is a refusal
@@ -140,16 +164,24 @@ def build_app(client: ClientFactory = boto3_client, sleep: Callable[[float], Non
             typer.echo("dry run: nothing was changed")
             return
         try:
-            result = execute_swap(plan, sagemaker=sagemaker, ssm=ssm, runtime=client("sagemaker-runtime", region),
-                                  sleep=sleep, report=lambda line: typer.echo(line, err=True))
+            result = execute_swap(
+                plan,
+                sagemaker=sagemaker,
+                ssm=ssm,
+                runtime=client("sagemaker-runtime", region),
+                sleep=sleep,
+                report=lambda line: typer.echo(line, err=True),
+            )
         except RollbackFailed as exc:
             raise _fail(str(exc), EXIT_ROLLBACK_FAILED) from None
         except SwapFailed as exc:
             raise _fail(str(exc), EXIT_FAILED) from None
         except (ClientError, BotoCoreError) as exc:
             raise _fail(f"{endpoint}: {exc}", EXIT_FAILED) from None
-        typer.echo(f"{endpoint}: now serving {target.name} {target.model_version} on {result.endpoint_config_name} "
-                   f"({result.smoke_check})")
+        typer.echo(
+            f"{endpoint}: now serving {target.name} {target.model_version} on {result.endpoint_config_name} "
+            f"({result.smoke_check})"
+        )
         if result.pruned:
             typer.echo(f"pruned: {', '.join(result.pruned)}")
         for warning in result.warnings:

@@ -48,8 +48,13 @@ TAG_MODEL_VERSION = "careqa:model-version"
 #: SageMaker states from which an endpoint moves on by itself
 TRANSITIONAL_STATES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 #: variant settings that belong to the deployment, not the model, so a swap keeps them
-CARRIED_VARIANT_SETTINGS = ("ModelDataDownloadTimeoutInSeconds", "ContainerStartupHealthCheckTimeoutInSeconds",
-                            "VolumeSizeInGB", "RoutingConfig", "InferenceAmiVersion")
+CARRIED_VARIANT_SETTINGS = (
+    "ModelDataDownloadTimeoutInSeconds",
+    "ContainerStartupHealthCheckTimeoutInSeconds",
+    "VolumeSizeInGB",
+    "RoutingConfig",
+    "InferenceAmiVersion",
+)
 SMOKE_TEXT = "CareQA deployment check: is this endpoint answering?"
 SMOKE_MAX_NEW_TOKENS = 8
 _NAME_PREFIX_CHARS = 48  # + "-" + 14-character timestamp = SageMaker's 63-character name limit
@@ -147,16 +152,19 @@ class ActiveModel:
     source: Literal["ssm", "tag"] = "ssm"
 
     def to_json(self) -> str:
-        return json.dumps({
-            "config": self.config_name,
-            "model_id": self.model_id,
-            "model_version": self.model_version,
-            "task": self.task,
-            "payload_format": self.payload_format,
-            "embedding_dimension": self.embedding_dimension,
-            "endpoint_config": self.endpoint_config_name,
-            "recorded_at": self.recorded_at,
-        }, sort_keys=True)
+        return json.dumps(
+            {
+                "config": self.config_name,
+                "model_id": self.model_id,
+                "model_version": self.model_version,
+                "task": self.task,
+                "payload_format": self.payload_format,
+                "embedding_dimension": self.embedding_dimension,
+                "endpoint_config": self.endpoint_config_name,
+                "recorded_at": self.recorded_at,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, endpoint_name: str, text: str) -> ActiveModel:
@@ -182,8 +190,14 @@ class ActiveModel:
         return record
 
     @classmethod
-    def from_config(cls, endpoint_name: str, config: ModelConfig, endpoint_config_name: str, at: datetime,
-                    source: Literal["ssm", "tag"] = "ssm") -> ActiveModel:
+    def from_config(
+        cls,
+        endpoint_name: str,
+        config: ModelConfig,
+        endpoint_config_name: str,
+        at: datetime,
+        source: Literal["ssm", "tag"] = "ssm",
+    ) -> ActiveModel:
         return cls(
             endpoint_name=endpoint_name,
             config_name=config.name,
@@ -217,8 +231,15 @@ def active_model(endpoint_name: str, ssm: Any) -> ActiveModel | None:
     return ActiveModel.from_json(endpoint_name, value)
 
 
-def _live_record(endpoint_name: str, endpoint_arn: str, endpoint_config_name: str, *, sagemaker: Any, ssm: Any,
-                 configs_dir: Path | None) -> ActiveModel | None:
+def _live_record(
+    endpoint_name: str,
+    endpoint_arn: str,
+    endpoint_config_name: str,
+    *,
+    sagemaker: Any,
+    ssm: Any,
+    configs_dir: Path | None,
+) -> ActiveModel | None:
     """The SSM record, else what the endpoint's ``careqa:model-config`` tag names, else None."""
     record = active_model(endpoint_name, ssm)
     if record is not None:
@@ -262,7 +283,8 @@ class DeploymentOptions:
             raise SwapRefused(f"SageMaker watches at most 10 rollback alarms, got {len(self.alarms)}")
         if not 10 <= self.wait_minutes <= 480:
             raise SwapRefused(
-                f"--wait-minutes must be 10-480 (SageMaker's deployment timeout range), got {self.wait_minutes}")
+                f"--wait-minutes must be 10-480 (SageMaker's deployment timeout range), got {self.wait_minutes}"
+            )
         if self.minimum_seconds() > self.wait_minutes * 60:
             raise SwapRefused(
                 f"{self.describe()} needs at least {self.minimum_seconds()} s of baking and draining, more than "
@@ -338,7 +360,8 @@ def read_endpoint(endpoint_name: str, *, sagemaker: Any, ssm: Any, configs_dir: 
         code, message = _error(exc)
         if code == "ValidationException" and "Could not find" in message:
             raise EndpointNotFoundError(
-                f"{endpoint_name}: no such SageMaker endpoint in this account and region") from None
+                f"{endpoint_name}: no such SageMaker endpoint in this account and region"
+            ) from None
         raise
     config_name = endpoint["EndpointConfigName"]
     config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
@@ -362,8 +385,9 @@ def read_endpoint(endpoint_name: str, *, sagemaker: Any, ssm: Any, configs_dir: 
         execution_role_arn=model["ExecutionRoleArn"],
         vpc_config=model.get("VpcConfig") or None,
         network_isolation=bool(model.get("EnableNetworkIsolation")),
-        record=_live_record(endpoint_name, endpoint["EndpointArn"], config_name, sagemaker=sagemaker, ssm=ssm,
-                            configs_dir=configs_dir),
+        record=_live_record(
+            endpoint_name, endpoint["EndpointArn"], config_name, sagemaker=sagemaker, ssm=ssm, configs_dir=configs_dir
+        ),
     )
 
 
@@ -400,9 +424,17 @@ def container_definition(target: ModelConfig, region: str, *, accept_eula: bool)
     return container
 
 
-def model_request(name: str, endpoint_name: str, target: ModelConfig, region: str, *, execution_role_arn: str,
-                  accept_eula: bool, vpc_config: dict[str, Any] | None = None,
-                  network_isolation: bool = False) -> dict[str, Any]:
+def model_request(
+    name: str,
+    endpoint_name: str,
+    target: ModelConfig,
+    region: str,
+    *,
+    execution_role_arn: str,
+    accept_eula: bool,
+    vpc_config: dict[str, Any] | None = None,
+    network_isolation: bool = False,
+) -> dict[str, Any]:
     """The CreateModel request for ``target``."""
     request: dict[str, Any] = {
         "ModelName": name,
@@ -417,10 +449,19 @@ def model_request(name: str, endpoint_name: str, target: ModelConfig, region: st
     return request
 
 
-def endpoint_config_request(name: str, endpoint_name: str, target: ModelConfig, *, model_name: str, variant_name: str,
-                            instance_type: str, instance_count: int, kms_key_id: str | None = None,
-                            data_capture: dict[str, Any] | None = None,
-                            carried: dict[str, Any] | None = None) -> dict[str, Any]:
+def endpoint_config_request(
+    name: str,
+    endpoint_name: str,
+    target: ModelConfig,
+    *,
+    model_name: str,
+    variant_name: str,
+    instance_type: str,
+    instance_count: int,
+    kms_key_id: str | None = None,
+    data_capture: dict[str, Any] | None = None,
+    carried: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The CreateEndpointConfig request: one variant serving ``model_name``."""
     variant: dict[str, Any] = {
         "VariantName": variant_name,
@@ -430,8 +471,11 @@ def endpoint_config_request(name: str, endpoint_name: str, target: ModelConfig, 
         "InitialVariantWeight": 1.0,
         **(carried or {}),
     }
-    request: dict[str, Any] = {"EndpointConfigName": name, "ProductionVariants": [variant],
-                               "Tags": resource_tags(endpoint_name, target)}
+    request: dict[str, Any] = {
+        "EndpointConfigName": name,
+        "ProductionVariants": [variant],
+        "Tags": resource_tags(endpoint_name, target),
+    }
     if kms_key_id:
         request["KmsKeyId"] = kms_key_id
     if data_capture:
@@ -471,8 +515,11 @@ class SwapPlan:
         """The plan in words, as ``--dry-run`` prints it."""
         live, variant = self.live, self.endpoint_config_request["ProductionVariants"][0]
         was = live.record
-        was_text = (f"{was.config_name} {was.model_version} (recorded in {'SSM' if was.source == 'ssm' else 'tags'})"
-                    if was else "unrecorded model")
+        was_text = (
+            f"{was.config_name} {was.model_version} (recorded in {'SSM' if was.source == 'ssm' else 'tags'})"
+            if was
+            else "unrecorded model"
+        )
         container = self.model_request["PrimaryContainer"]
         source = container.get("ModelDataSource", {}).get("S3DataSource", {})
         data = container.get("ModelDataUrl") or source.get("S3Uri")
@@ -543,17 +590,29 @@ def _to_prune(newest_first: list[str], keep: int, protect: set[str]) -> list[str
     return [name for name in newest_first[keep:] if name not in protect]
 
 
-def plan_swap(endpoint_name: str, target: ModelConfig, *, sagemaker: Any, ssm: Any, region: str,
-              options: DeploymentOptions | None = None, keep: int = 2, accept_eula: bool = False,
-              instance_type: str | None = None, instance_count: int | None = None,
-              now: Callable[[], datetime] = _utcnow, configs_dir: Path | None = None) -> SwapPlan:
+def plan_swap(
+    endpoint_name: str,
+    target: ModelConfig,
+    *,
+    sagemaker: Any,
+    ssm: Any,
+    region: str,
+    options: DeploymentOptions | None = None,
+    keep: int = 2,
+    accept_eula: bool = False,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    now: Callable[[], datetime] = _utcnow,
+    configs_dir: Path | None = None,
+) -> SwapPlan:
     """Check that the swap may happen and compute its requests; read-only (this is ``--dry-run``)."""
     options = options or DeploymentOptions()
     if keep < 1:
         raise SwapRefused(f"--keep must be at least 1, got {keep}")
     if not target.deployable:
         raise SwapRefused(
-            f"{endpoint_name}: {target.name} is a local-only stand-in (deployable: false), not a SageMaker model")
+            f"{endpoint_name}: {target.name} is a local-only stand-in (deployable: false), not a SageMaker model"
+        )
     if target.eula_required and not accept_eula:
         raise SwapRefused(
             f"{endpoint_name}: {target.name} ({target.model_id}) is a gated model whose licence must be accepted "
@@ -566,21 +625,37 @@ def plan_swap(endpoint_name: str, target: ModelConfig, *, sagemaker: Any, ssm: A
 
     name = resource_name(endpoint_name, now())
     try:
-        create_model = model_request(name, endpoint_name, target, region, execution_role_arn=live.execution_role_arn,
-                                     accept_eula=accept_eula, vpc_config=live.vpc_config,
-                                     network_isolation=live.network_isolation)
+        create_model = model_request(
+            name,
+            endpoint_name,
+            target,
+            region,
+            execution_role_arn=live.execution_role_arn,
+            accept_eula=accept_eula,
+            vpc_config=live.vpc_config,
+            network_isolation=live.network_isolation,
+        )
     except ModelConfigError as exc:
         raise SwapRefused(f"{endpoint_name}: {exc}") from exc
     assert target.default_instance_type is not None  # deployable configs are validated to have one
     create_config = endpoint_config_request(
-        name, endpoint_name, target, model_name=name, variant_name=live.variant["VariantName"],
+        name,
+        endpoint_name,
+        target,
+        model_name=name,
+        variant_name=live.variant["VariantName"],
         instance_type=instance_type or target.default_instance_type,
         instance_count=instance_count or target.default_instance_count,
-        kms_key_id=live.kms_key_id, data_capture=live.data_capture,
+        kms_key_id=live.kms_key_id,
+        data_capture=live.data_capture,
         carried={k: live.variant[k] for k in CARRIED_VARIANT_SETTINGS if k in live.variant},
     )
-    update = {"EndpointName": endpoint_name, "EndpointConfigName": name, "RetainAllVariantProperties": False,
-              "DeploymentConfig": options.deployment_config()}
+    update = {
+        "EndpointName": endpoint_name,
+        "EndpointConfigName": name,
+        "RetainAllVariantProperties": False,
+        "DeploymentConfig": options.deployment_config(),
+    }
     existing = [n for n, _ in _careqa_configs(endpoint_name, sagemaker)]
     prune = _to_prune([name, *existing], keep, {name, live.endpoint_config_name})
     notes = []
@@ -588,9 +663,19 @@ def plan_swap(endpoint_name: str, target: ModelConfig, *, sagemaker: Any, ssm: A
         notes.append("no --alarm given: SageMaker cannot roll back on its own while traffic shifts")
     if live.record is not None and live.record.source == "tag":
         notes.append(f"the live model is known from the {TAG_MODEL_CONFIG} tag only; this swap will record it in SSM")
-    return SwapPlan(endpoint_name=endpoint_name, region=region, target=target, live=live, options=options, keep=keep,
-                    model_request=create_model, endpoint_config_request=create_config, update_request=update,
-                    prune=tuple(prune), notes=tuple(notes))
+    return SwapPlan(
+        endpoint_name=endpoint_name,
+        region=region,
+        target=target,
+        live=live,
+        options=options,
+        keep=keep,
+        model_request=create_model,
+        endpoint_config_request=create_config,
+        update_request=update,
+        prune=tuple(prune),
+        notes=tuple(notes),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -620,12 +705,14 @@ class SwapResult:
 
 def describe_state(endpoint_name: str, sagemaker: Any) -> EndpointState:
     endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
-    return EndpointState(endpoint["EndpointStatus"], endpoint.get("EndpointConfigName", ""),
-                         endpoint.get("FailureReason", "") or "")
+    return EndpointState(
+        endpoint["EndpointStatus"], endpoint.get("EndpointConfigName", ""), endpoint.get("FailureReason", "") or ""
+    )
 
 
-def wait_for_endpoint(endpoint_name: str, sagemaker: Any, *, max_polls: int, poll_seconds: float,
-                      sleep: Callable[[float], None]) -> EndpointState:
+def wait_for_endpoint(
+    endpoint_name: str, sagemaker: Any, *, max_polls: int, poll_seconds: float, sleep: Callable[[float], None]
+) -> EndpointState:
     """Poll until the endpoint leaves its transitional state; at most ``max_polls`` sleeps.
 
     The bound counts polls, not wall-clock time, so a test's no-op sleep makes the wait instant and exact.
@@ -637,9 +724,7 @@ def wait_for_endpoint(endpoint_name: str, sagemaker: Any, *, max_polls: int, pol
             return state
         if attempt < max_polls:
             sleep(poll_seconds)
-    raise DeploymentError(
-        f"{endpoint_name}: still {state.status} after {max_polls} polls {poll_seconds:g} s apart"
-    )
+    raise DeploymentError(f"{endpoint_name}: still {state.status} after {max_polls} polls {poll_seconds:g} s apart")
 
 
 def smoke_test(target: ModelConfig, endpoint_name: str, runtime: Any, *, sleep: Callable[[float], None]) -> str:
@@ -650,7 +735,8 @@ def smoke_test(target: ModelConfig, endpoint_name: str, runtime: Any, *, sleep: 
         if isinstance(codec, EmbeddingCodec):
             body = codec.encode_request([SMOKE_TEXT])
             vectors = codec.decode_response(
-                transport.invoke(body, content_type=codec.content_type, accept=codec.accept), expected=1)
+                transport.invoke(body, content_type=codec.content_type, accept=codec.accept), expected=1
+            )
             if len(vectors[0]) != target.embedding_dimension:
                 raise SmokeTestError(
                     f"{endpoint_name}: smoke test: {target.name} should return {target.embedding_dimension}"
@@ -664,17 +750,20 @@ def smoke_test(target: ModelConfig, endpoint_name: str, runtime: Any, *, sleep: 
             max_new_tokens=SMOKE_MAX_NEW_TOKENS,
         )
         text = codec.decode_response(
-            transport.invoke(codec.encode_request(request), content_type=codec.content_type, accept=codec.accept))
+            transport.invoke(codec.encode_request(request), content_type=codec.content_type, accept=codec.accept)
+        )
     except ModelInvocationError as exc:
         raise SmokeTestError(
-            f"{endpoint_name}: smoke test through the {target.payload_format} codec failed: {exc}") from exc
+            f"{endpoint_name}: smoke test through the {target.payload_format} codec failed: {exc}"
+        ) from exc
     if not text.strip():
         raise SmokeTestError(f"{endpoint_name}: smoke test: {target.name} generated empty text")
     return f"generated {len(text)} characters"
 
 
-def _roll_back(plan: SwapPlan, sagemaker: Any, *, max_polls: int, poll_seconds: float,
-               sleep: Callable[[float], None]) -> str:
+def _roll_back(
+    plan: SwapPlan, sagemaker: Any, *, max_polls: int, poll_seconds: float, sleep: Callable[[float], None]
+) -> str:
     """Put the endpoint back on the previous EndpointConfig; returns what happened, raises ``RollbackFailed``."""
     name, previous = plan.endpoint_name, plan.live.endpoint_config_name
     try:
@@ -682,7 +771,8 @@ def _roll_back(plan: SwapPlan, sagemaker: Any, *, max_polls: int, poll_seconds: 
     except ClientError as exc:
         code, message = _error(exc)
         raise RollbackFailed(
-            f"{name}: cannot read the endpoint to roll it back to {previous} ({code}: {message})") from exc
+            f"{name}: cannot read the endpoint to roll it back to {previous} ({code}: {message})"
+        ) from exc
     if state.status == "InService" and state.endpoint_config_name == previous:
         return f"SageMaker had already rolled back to {previous}"
     try:
@@ -721,11 +811,15 @@ def _delete_quietly(action: Callable[[], Any], what: str, warnings: list[str]) -
 def _cleanup_new(plan: SwapPlan, sagemaker: Any, *, created_model: bool, created_config: bool) -> list[str]:
     warnings: list[str] = []
     if created_config:
-        _delete_quietly(partial(sagemaker.delete_endpoint_config, EndpointConfigName=plan.new_endpoint_config_name),
-                        f"EndpointConfig {plan.new_endpoint_config_name}", warnings)
+        _delete_quietly(
+            partial(sagemaker.delete_endpoint_config, EndpointConfigName=plan.new_endpoint_config_name),
+            f"EndpointConfig {plan.new_endpoint_config_name}",
+            warnings,
+        )
     if created_model:
-        _delete_quietly(partial(sagemaker.delete_model, ModelName=plan.new_model_name),
-                        f"Model {plan.new_model_name}", warnings)
+        _delete_quietly(
+            partial(sagemaker.delete_model, ModelName=plan.new_model_name), f"Model {plan.new_model_name}", warnings
+        )
     return warnings
 
 
@@ -735,22 +829,29 @@ def record_active_model(record: ActiveModel, endpoint_arn: str, *, sagemaker: An
     Raises ``ClientError`` when SSM fails; a failure to tag comes back as a warning.
     """
     ssm.put_parameter(
-        Name=parameter_name(record.endpoint_name), Value=record.to_json(), Type="String", Overwrite=True,
+        Name=parameter_name(record.endpoint_name),
+        Value=record.to_json(),
+        Type="String",
+        Overwrite=True,
         Description=f"Model live on SageMaker endpoint {record.endpoint_name} (written by careqa models swap)",
     )
     try:
-        sagemaker.add_tags(ResourceArn=endpoint_arn, Tags=[
-            {"Key": TAG_MODEL_CONFIG, "Value": record.config_name},
-            {"Key": TAG_MODEL_VERSION, "Value": record.model_version},
-        ])
+        sagemaker.add_tags(
+            ResourceArn=endpoint_arn,
+            Tags=[
+                {"Key": TAG_MODEL_CONFIG, "Value": record.config_name},
+                {"Key": TAG_MODEL_VERSION, "Value": record.model_version},
+            ],
+        )
     except ClientError as exc:
         code, message = _error(exc)
         return [f"recorded in SSM, but tagging the endpoint failed: {code}: {message}"]
     return []
 
 
-def prune_endpoint_configs(endpoint_name: str, sagemaker: Any, *, keep: int,
-                           protect: set[str]) -> tuple[list[str], list[str]]:
+def prune_endpoint_configs(
+    endpoint_name: str, sagemaker: Any, *, keep: int, protect: set[str]
+) -> tuple[list[str], list[str]]:
     """Delete this endpoint's tool-made EndpointConfigs beyond the ``keep`` newest, and their Models.
 
     Never touches ``protect`` (the live and the previous config), nor anything without the
@@ -771,8 +872,9 @@ def prune_endpoint_configs(endpoint_name: str, sagemaker: Any, *, keep: int,
     warnings: list[str] = []
     for name in doomed:
         config = sagemaker.describe_endpoint_config(EndpointConfigName=name)
-        if not _delete_quietly(partial(sagemaker.delete_endpoint_config, EndpointConfigName=name),
-                               f"EndpointConfig {name}", warnings):
+        if not _delete_quietly(
+            partial(sagemaker.delete_endpoint_config, EndpointConfigName=name), f"EndpointConfig {name}", warnings
+        ):
             continue
         deleted.append(name)
         for variant in config.get("ProductionVariants", []):
@@ -788,10 +890,17 @@ def prune_endpoint_configs(endpoint_name: str, sagemaker: Any, *, keep: int,
     return deleted, warnings
 
 
-def execute_swap(plan: SwapPlan, *, sagemaker: Any, ssm: Any, runtime: Any,
-                 sleep: Callable[[float], None] = time.sleep, poll_seconds: float = 30.0,
-                 now: Callable[[], datetime] = _utcnow,
-                 report: Callable[[str], None] = lambda _message: None) -> SwapResult:
+def execute_swap(
+    plan: SwapPlan,
+    *,
+    sagemaker: Any,
+    ssm: Any,
+    runtime: Any,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = 30.0,
+    now: Callable[[], datetime] = _utcnow,
+    report: Callable[[str], None] = lambda _message: None,
+) -> SwapResult:
     """Carry out a plan: deploy, wait, smoke-test, then record and prune, or roll back.
 
     Raises ``SwapFailed`` when the swap failed and the endpoint is back on its previous config, and
@@ -809,8 +918,9 @@ def execute_swap(plan: SwapPlan, *, sagemaker: Any, ssm: Any, runtime: Any,
     except ClientError as exc:
         code, message = _error(exc)
         _cleanup_new(plan, sagemaker, created_model=created_model, created_config=created_config)
-        raise SwapFailed(f"{name}: could not start the update to {new} ({code}: {message}); "
-                         f"the endpoint still serves {previous}") from exc
+        raise SwapFailed(
+            f"{name}: could not start the update to {new} ({code}: {message}); the endpoint still serves {previous}"
+        ) from exc
     report(f"{name}: updating to {new} ({plan.options.describe()})")
 
     try:
@@ -837,9 +947,16 @@ def execute_swap(plan: SwapPlan, *, sagemaker: Any, ssm: Any, runtime: Any,
     except ClientError as exc:  # the swap has succeeded; old configs can be pruned by the next one
         code, message = _error(exc)
         pruned, prune_warnings = [], [f"pruning old endpoint configs failed: {code}: {message}"]
-    return SwapResult(endpoint_name=name, previous_endpoint_config=previous, endpoint_config_name=new,
-                      model_name=plan.new_model_name, record=record, smoke_check=checked, pruned=tuple(pruned),
-                      warnings=tuple(warnings + prune_warnings))
+    return SwapResult(
+        endpoint_name=name,
+        previous_endpoint_config=previous,
+        endpoint_config_name=new,
+        model_name=plan.new_model_name,
+        record=record,
+        smoke_check=checked,
+        pruned=tuple(pruned),
+        warnings=tuple(warnings + prune_warnings),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -857,7 +974,7 @@ class EndpointSummary:
 def _recorded_endpoints(ssm: Any) -> Iterator[str]:
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=PARAMETER_PREFIX, Recursive=True):
         for parameter in page.get("Parameters", []):
-            rest = parameter["Name"][len(PARAMETER_PREFIX):]
+            rest = parameter["Name"][len(PARAMETER_PREFIX) :]
             endpoint, _, leaf = rest.partition("/")
             if leaf == "active-model":
                 yield endpoint
@@ -874,9 +991,17 @@ def list_careqa_endpoints(*, sagemaker: Any, ssm: Any, configs_dir: Path | None 
                 continue
             detail = sagemaker.describe_endpoint(EndpointName=name)
             summaries[name] = EndpointSummary(
-                name, detail["EndpointStatus"], detail.get("EndpointConfigName", ""),
-                _live_record(name, detail["EndpointArn"], detail.get("EndpointConfigName", ""), sagemaker=sagemaker,
-                             ssm=ssm, configs_dir=configs_dir),
+                name,
+                detail["EndpointStatus"],
+                detail.get("EndpointConfigName", ""),
+                _live_record(
+                    name,
+                    detail["EndpointArn"],
+                    detail.get("EndpointConfigName", ""),
+                    sagemaker=sagemaker,
+                    ssm=ssm,
+                    configs_dir=configs_dir,
+                ),
             )
     for name in recorded - set(summaries):  # a record whose endpoint was deleted
         summaries[name] = EndpointSummary(name, "Missing", "", active_model(name, ssm))

@@ -229,13 +229,27 @@ class TgiCodec(GenerationCodec):
 
     def encode_stream_response(self, text: str) -> list[bytes]:
         events = [
-            sse_event({"index": i, "token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
-                       "generated_text": None, "details": None})
+            sse_event(
+                {
+                    "index": i,
+                    "token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
+                    "generated_text": None,
+                    "details": None,
+                }
+            )
             for i, piece in enumerate(pseudo_tokens(text))
         ]
         end = len(events)
-        events.append(sse_event({"index": end, "token": {"id": end, "text": "</s>", "logprob": 0.0, "special": True},
-                                 "generated_text": text, "details": None}))
+        events.append(
+            sse_event(
+                {
+                    "index": end,
+                    "token": {"id": end, "text": "</s>", "logprob": 0.0, "special": True},
+                    "generated_text": text,
+                    "details": None,
+                }
+            )
+        )
         return events
 
     def decode_response(self, body: bytes) -> str:
@@ -347,8 +361,9 @@ class MessagesCodec(GenerationCodec):
 
     def encode_stream_response(self, text: str) -> list[bytes]:
         def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
-            return sse_event({"object": "chat.completion.chunk",
-                              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            return sse_event(
+                {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            )
 
         return [
             chunk({"role": "assistant"}),
@@ -371,9 +386,13 @@ class MessagesCodec(GenerationCodec):
     def decode_request(self, body: bytes) -> GenerationRequest:
         payload = _load_json(body, "generation request")
         messages = payload.get("messages") if isinstance(payload, dict) else None
-        if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in messages
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages
+            )
         ):
             raise ValueError("'messages' must be a non-empty list of {role, content} objects")
         return GenerationRequest(
@@ -386,8 +405,10 @@ class MessagesCodec(GenerationCodec):
 
     def encode_response(self, text: str) -> bytes:
         return _dumps(
-            {"object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
-                                                       "message": {"role": "assistant", "content": text}}]}
+            {
+                "object": "chat.completion",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            }
         )
 
 

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from endpoints.errors import ModelConfigError, UnknownModelError
 
-CONFIGS_DIR = Path(os.environ.get("CAREQA_JUMPSTART_CONFIGS", Path(__file__).resolve().parent.parent / "jumpstart_configs"))
+CONFIGS_DIR = Path(
+    os.environ.get("CAREQA_JUMPSTART_CONFIGS", Path(__file__).resolve().parent.parent / "jumpstart_configs")
+)
 
 
 class LocalModel(BaseModel):
@@ -94,7 +96,8 @@ def load_model_config(name_or_path: str | Path, configs_dir: Path | None = None)
         path = directory / f"{name_or_path}.yaml"
     if not path.is_file():
         raise UnknownModelError(
-            f"unknown model {str(name_or_path)!r}: no config at {path}; available: {', '.join(available_models(directory))}"
+            f"unknown model {str(name_or_path)!r}: no config at {path}; "
+            f"available: {', '.join(available_models(directory))}"
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

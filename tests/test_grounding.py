@@ -70,7 +70,8 @@ def test_a_flipped_negation_is_dropped(guard):
 def test_a_true_sentence_that_does_not_answer_the_question_is_dropped(guard, embeddings):
     query = embeddings.embed_query("How long does expedited delivery take?")
     checks = guard.check(
-        "Code 75 means the plan requires a prior authorization before it pays. Expedited delivery takes 1 to 2 business days.",
+        "Code 75 means the plan requires a prior authorization before it pays. "
+        "Expedited delivery takes 1 to 2 business days.",
         [DELIVERY, CODES],
         query,
     )

@@ -35,7 +35,8 @@ def test_all_formats_load(tmp_path):
         {
             "refills.md": DOC,
             "faq.jsonl": qa(id="a1", title="Refills") + "\n",
-            "claims.csv": 'id,question,answer,title,source_url\nc1,"What is 75, exactly?","PA, required",Code 75,refills.md\n',
+            "claims.csv": "id,question,answer,title,source_url\n"
+            'c1,"What is 75, exactly?","PA, required",Code 75,refills.md\n',
             "status.html": "<html><head><title>Order status</title></head><body><h2>Shipped</h2><p>On its way.</p>"
             "<script>alert(1)</script></body></html>",
             "billing.txt": "---\ntitle: Billing\n---\nCOPAYS\nCopays depend on the plan.\n",

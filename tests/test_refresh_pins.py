@@ -52,8 +52,13 @@ def sdk_imports(path: Path) -> list[tuple[int, str]]:
     def visit(node: ast.AST, scope: str) -> None:
         for child in ast.iter_child_nodes(node):
             inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else scope
-            names = ([a.name for a in child.names] if isinstance(child, ast.Import)
-                     else [child.module or ""] if isinstance(child, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in child.names]
+                if isinstance(child, ast.Import)
+                else [child.module or ""]
+                if isinstance(child, ast.ImportFrom)
+                else []
+            )
             if any(n == "sagemaker" or n.startswith("sagemaker.") for n in names):
                 found.append((child.lineno, scope))
             visit(child, inner)
@@ -80,8 +85,10 @@ def test_replacing_a_pin_block_keeps_every_other_line(pins):
     new = pins.replace_mapping(CONFIG, "image_uris", {"us-east-1": "222.dkr.ecr.us-east-1.amazonaws.com/tgi:new"})
     changed = [line for line in new.splitlines() if line not in CONFIG.splitlines()]
     assert changed == ["  us-east-1: 222.dkr.ecr.us-east-1.amazonaws.com/tgi:new"]
-    assert yaml.safe_load(new)["image_uris"] == {"us-east-1": "222.dkr.ecr.us-east-1.amazonaws.com/tgi:new",
-                                                 "eu-west-1": "111.dkr.ecr.eu-west-1.amazonaws.com/tgi:old"}
+    assert yaml.safe_load(new)["image_uris"] == {
+        "us-east-1": "222.dkr.ecr.us-east-1.amazonaws.com/tgi:new",
+        "eu-west-1": "111.dkr.ecr.eu-west-1.amazonaws.com/tgi:old",
+    }
 
 
 def test_a_new_region_is_appended_to_the_block(pins):
@@ -104,8 +111,11 @@ def test_a_value_yaml_would_misread_is_quoted(pins):
 
 
 def test_an_inline_pin_mapping_is_refused_rather_than_duplicated(pins):
-    text = CONFIG.replace("image_uris:\n  us-east-1: 111.dkr.ecr.us-east-1.amazonaws.com/tgi:old\n"
-                          "  eu-west-1: 111.dkr.ecr.eu-west-1.amazonaws.com/tgi:old\n", "image_uris: {us-east-1: x}\n")
+    text = CONFIG.replace(
+        "image_uris:\n  us-east-1: 111.dkr.ecr.us-east-1.amazonaws.com/tgi:old\n"
+        "  eu-west-1: 111.dkr.ecr.eu-west-1.amazonaws.com/tgi:old\n",
+        "image_uris: {us-east-1: x}\n",
+    )
     with pytest.raises(pins.PinEditError, match="inline"):
         pins.replace_mapping(text, "image_uris", {"us-east-1": "y"})
 
@@ -139,8 +149,10 @@ def test_dry_run_prints_a_diff_and_writes_nothing(pins, tmp_path, monkeypatch, c
         calls.append(kwargs)
         return f"333.dkr.ecr.{kwargs['region']}.amazonaws.com/tgi:new"
 
-    sdk = pins.Sdk(image_uris=SimpleNamespace(retrieve=image_retrieve),
-                   model_uris=SimpleNamespace(retrieve=lambda **kw: "s3://bucket/old/"))
+    sdk = pins.Sdk(
+        image_uris=SimpleNamespace(retrieve=image_retrieve),
+        model_uris=SimpleNamespace(retrieve=lambda **kw: "s3://bucket/old/"),
+    )
     monkeypatch.setattr(pins, "load_sdk", lambda: sdk)
     assert pins.main(["--dry-run", "--configs-dir", str(tmp_path), "--date", "2027-01-02"]) == 0
     out = capsys.readouterr().out

@@ -95,8 +95,10 @@ def test_tgi_stream_skips_special_tokens_and_ignores_the_final_generated_text():
 
 
 def test_tgi_error_event_becomes_a_model_error():
-    events = [b'data:{"token": {"text": "Hi", "special": false}}\n\n',
-              b'data:{"error": "Request failed during generation: CUDA OOM", "error_type": "generation"}\n\n']
+    events = [
+        b'data:{"token": {"text": "Hi", "special": false}}\n\n',
+        b'data:{"error": "Request failed during generation: CUDA OOM", "error_type": "generation"}\n\n',
+    ]
     pieces = TgiCodec().decode_stream(events)
     assert next(pieces) == "Hi"
     with pytest.raises(ModelResponseError, match="model error \\(generation\\): Request failed during generation"):
@@ -152,8 +154,13 @@ def test_text2text_cannot_stream():
 def test_the_in_process_transport_streams_the_whole_answer_in_the_codec_format(fmt):
     codec: GenerationCodec = CODECS[fmt]()  # type: ignore[assignment]
     transport = LocalTransport(ScriptedContainer(codec, ANSWER), name="scripted")
-    chunks = list(transport.invoke_stream(b'{"inputs": "q", "messages": [{"role": "user", "content": "q"}]}',
-                                          content_type="application/json", accept="application/json"))
+    chunks = list(
+        transport.invoke_stream(
+            b'{"inputs": "q", "messages": [{"role": "user", "content": "q"}]}',
+            content_type="application/json",
+            accept="application/json",
+        )
+    )
     assert len(chunks) > 2
     assert "".join(codec.decode_stream(chunks)) == ANSWER
 
@@ -220,7 +227,8 @@ def test_sagemaker_stream_surfaces_a_model_stream_error_event():
     error = {"Message": "model timed out", "ErrorCode": "ModelInvocationTimeExceeded"}
     client = EventClient([{"PayloadPart": {"Bytes": b"data:"}}, {"ModelStreamError": error}])
     chunks = SageMakerTransport("careqa-llm", client=client).invoke_stream(
-        b"{}", content_type="application/json", accept="application/json")
+        b"{}", content_type="application/json", accept="application/json"
+    )
     assert next(chunks) == b"data:"
     with pytest.raises(ModelResponseError, match="careqa-llm: model stream error \\(ModelInvocationTimeExceeded\\)"):
         next(chunks)
@@ -229,6 +237,7 @@ def test_sagemaker_stream_surfaces_a_model_stream_error_event():
 def test_sagemaker_stream_surfaces_an_internal_stream_failure_event():
     client = EventClient([{"InternalStreamFailure": {"Message": "try again"}}])
     chunks = SageMakerTransport("careqa-llm", client=client).invoke_stream(
-        b"{}", content_type="application/json", accept="application/json")
+        b"{}", content_type="application/json", accept="application/json"
+    )
     with pytest.raises(ModelResponseError, match="internal stream failure: try again"):
         list(chunks)

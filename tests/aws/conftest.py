@@ -129,8 +129,14 @@ class SageMakerFake:
         moto hands each *new* request (endpoint, body, Accept) the next queued body and answers a repeated
         identical request with the body it gave it first.
         """
-        results = [{"Body": b.decode("utf-8") if isinstance(b, bytes) else b, "ContentType": content_type,
-                    "InvokedProductionVariant": "AllTraffic"} for b in bodies]
+        results = [
+            {
+                "Body": b.decode("utf-8") if isinstance(b, bytes) else b,
+                "ContentType": content_type,
+                "InvokedProductionVariant": "AllTraffic",
+            }
+            for b in bodies
+        ]
         response = requests.post(ENDPOINT_RESULTS_URL, json={"results": results, "region": self.region}, timeout=5)
         response.raise_for_status()
 
@@ -142,13 +148,19 @@ class SageMakerFake:
         """A boto3 client for the mock (one per service and region), with botocore's own retries off."""
         key = (service, region or self.region)
         if key not in self._clients:
-            self._clients[key] = _session().client(service, region_name=key[1],
-                                                   config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+            self._clients[key] = _session().client(
+                service, region_name=key[1], config=Config(retries={"total_max_attempts": 1, "mode": "standard"})
+            )
         return self._clients[key]
 
     # -- SageMaker backend: UpdateEndpoint and its completion ----------------------------------------
-    def update_endpoint(self, backend: SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str,
-                        deployment_config: dict[str, Any] | None) -> str:
+    def update_endpoint(
+        self,
+        backend: SageMakerModelBackend,
+        endpoint_name: str,
+        endpoint_config_name: str,
+        deployment_config: dict[str, Any] | None,
+    ) -> str:
         endpoint = backend.endpoints.get(endpoint_name)
         if endpoint is None:
             arn = FakeEndpoint.arn_formatter(endpoint_name, backend.account_id, backend.region_name)
@@ -187,7 +199,8 @@ class SageMakerFake:
         elif outcome.status == "Failed":
             endpoint.endpoint_status = "Failed"
             endpoint.failure_reason = outcome.failure_reason or (
-                "The primary container for production variant AllTraffic did not pass the ping health check.")
+                "The primary container for production variant AllTraffic did not pass the ping health check."
+            )
         else:  # RolledBack: blue/green auto-rollback leaves the old fleet serving
             endpoint.endpoint_status = "InService"
             endpoint.failure_reason = outcome.failure_reason or "Deployment rolled back: an alarm went into ALARM."
@@ -199,24 +212,38 @@ class SageMakerFake:
     def stream_response(self, endpoint_name: str, body: bytes) -> tuple[int, dict[str, str], bytes | str]:
         self.invocations.append(("stream", endpoint_name, body))
         if not self._streams:
-            return 400, _error_headers("ValidationError", 400), json.dumps(
-                {"message": "test fake: no stream reply queued for this call (SageMakerFake.queue_stream)"})
+            return (
+                400,
+                _error_headers("ValidationError", 400),
+                json.dumps({"message": "test fake: no stream reply queued for this call (SageMakerFake.queue_stream)"}),
+            )
         reply = self._streams.pop(0)
         if reply.initial_error is not None:
             code, status, message = reply.initial_error
             return status, _error_headers(code, status), json.dumps({"message": message})
-        messages = [event_message({":event-type": "PayloadPart", ":content-type": "application/octet-stream",
-                                   ":message-type": "event"}, chunk) for chunk in reply.chunks]
+        messages = [
+            event_message(
+                {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"},
+                chunk,
+            )
+            for chunk in reply.chunks
+        ]
         if reply.error is not None:
             kind, message = reply.error
             payload: dict[str, str] = {"Message": message}
             if kind == "ModelStreamError":
                 payload["ErrorCode"] = reply.error_code
-            messages.append(event_message({":exception-type": kind, ":content-type": "application/json",
-                                           ":message-type": "exception"}, json.dumps(payload).encode()))
-        headers = {"Content-Type": "application/vnd.amazon.eventstream",
-                   "X-Amzn-SageMaker-Content-Type": reply.content_type,
-                   "x-Amzn-Invoked-Production-Variant": "AllTraffic"}
+            messages.append(
+                event_message(
+                    {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"},
+                    json.dumps(payload).encode(),
+                )
+            )
+        headers = {
+            "Content-Type": "application/vnd.amazon.eventstream",
+            "X-Amzn-SageMaker-Content-Type": reply.content_type,
+            "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+        }
         return 200, headers, b"".join(messages)
 
 
@@ -234,15 +261,23 @@ def _body_bytes(body: Any) -> bytes:
 @pytest.fixture()
 def sagemaker_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[SageMakerFake]:
     """moto with SageMaker's UpdateEndpoint, response streaming, current instance types and AddTags upserts."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     fake = SageMakerFake()
 
     # Backend layer.
-    def update_endpoint(backend: SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str,
-                        deployment_config: dict[str, Any] | None = None) -> str:
+    def update_endpoint(
+        backend: SageMakerModelBackend,
+        endpoint_name: str,
+        endpoint_config_name: str,
+        deployment_config: dict[str, Any] | None = None,
+    ) -> str:
         return fake.update_endpoint(backend, endpoint_name, endpoint_config_name, deployment_config)
 
     original_describe = SageMakerModelBackend.describe_endpoint
@@ -270,11 +305,14 @@ def sagemaker_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[SageMakerFake]:
 
     # Response layer.
     def update_endpoint_response(self: SageMakerResponse) -> ActionResult:
-        request = {k: self._get_param(k) for k in ("EndpointName", "EndpointConfigName", "DeploymentConfig",
-                                                    "RetainAllVariantProperties")}
+        request = {
+            k: self._get_param(k)
+            for k in ("EndpointName", "EndpointConfigName", "DeploymentConfig", "RetainAllVariantProperties")
+        }
         fake.update_requests.append(request)
-        arn = self.sagemaker_backend.update_endpoint(request["EndpointName"], request["EndpointConfigName"],
-                                                     request["DeploymentConfig"])
+        arn = self.sagemaker_backend.update_endpoint(
+            request["EndpointName"], request["EndpointConfigName"], request["DeploymentConfig"]
+        )
         return ActionResult({"EndpointArn": arn})
 
     original_invoke = SageMakerRuntimeResponse.invoke_endpoint
@@ -288,8 +326,12 @@ def sagemaker_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[SageMakerFake]:
 
     monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint_response, raising=False)
     monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
-    monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint_with_response_stream",
-                        invoke_endpoint_with_response_stream, raising=False)
+    monkeypatch.setattr(
+        SageMakerRuntimeResponse,
+        "invoke_endpoint_with_response_stream",
+        invoke_endpoint_with_response_stream,
+        raising=False,
+    )
     monkeypatch.setitem(runtime_urls.url_paths, STREAM_PATH, SageMakerRuntimeResponse.dispatch)
 
     with mock_aws():

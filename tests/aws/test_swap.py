@@ -17,8 +17,12 @@ from .conftest import REGION, SageMakerFake, UpdateOutcome
 
 ROLE = "arn:aws:iam::123456789012:role/careqa-sagemaker-execution"
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
-CAPTURE = {"EnableCapture": True, "InitialSamplingPercentage": 20, "DestinationS3Uri": "s3://careqa-capture/llm",
-           "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
+CAPTURE = {
+    "EnableCapture": True,
+    "InitialSamplingPercentage": 20,
+    "DestinationS3Uri": "s3://careqa-capture/llm",
+    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+}
 LLM, EMBED = "careqa-llm", "careqa-embed"
 MISTRAL = load_model_config("huggingface-llm-mistral-7b-instruct")
 FALCON = load_model_config("huggingface-llm-falcon-7b-instruct-bf16")
@@ -27,8 +31,9 @@ FLAN = load_model_config("huggingface-text2text-flan-t5-xl")
 MINILM = load_model_config("huggingface-textembedding-all-MiniLM-L6-v2")
 BGE = load_model_config("huggingface-sentencesimilarity-bge-large-en-v1-5")
 # A same-size successor of MiniLM on a TEI image: a swap the index survives, with a codec change.
-MINILM_TEI = MINILM.model_copy(update={"name": "minilm-tei", "model_version": "2.0.0",
-                                       "payload_format": "tei_embedding"})
+MINILM_TEI = MINILM.model_copy(
+    update={"name": "minilm-tei", "model_version": "2.0.0", "payload_format": "tei_embedding"}
+)
 
 
 class Clock:
@@ -54,17 +59,28 @@ def good_answer(config: ModelConfig) -> bytes:
     return codec.encode_response("OK")  # type: ignore[arg-type]
 
 
-def deploy(fake: SageMakerFake, endpoint: str, config: ModelConfig, clock: Clock, *, record: bool = True,
-           tag: bool = True) -> str:
+def deploy(
+    fake: SageMakerFake, endpoint: str, config: ModelConfig, clock: Clock, *, record: bool = True, tag: bool = True
+) -> str:
     """Create an endpoint from a model config as the CDK stack does (KMS, data capture), recorded as a swap would."""
     sm, ssm = fake.client("sagemaker"), fake.client("ssm")
     at = clock()
     name = admin.resource_name(endpoint, at)
     sm.create_model(**admin.model_request(name, endpoint, config, REGION, execution_role_arn=ROLE, accept_eula=True))
-    sm.create_endpoint_config(**admin.endpoint_config_request(
-        name, endpoint, config, model_name=name, variant_name="AllTraffic",
-        instance_type=config.default_instance_type or "", instance_count=1, kms_key_id=KMS_KEY, data_capture=CAPTURE,
-        carried={"ContainerStartupHealthCheckTimeoutInSeconds": 900}))
+    sm.create_endpoint_config(
+        **admin.endpoint_config_request(
+            name,
+            endpoint,
+            config,
+            model_name=name,
+            variant_name="AllTraffic",
+            instance_type=config.default_instance_type or "",
+            instance_count=1,
+            kms_key_id=KMS_KEY,
+            data_capture=CAPTURE,
+            carried={"ContainerStartupHealthCheckTimeoutInSeconds": 900},
+        )
+    )
     tags = [{"Key": admin.TAG_MODEL_CONFIG, "Value": config.name}] if tag else []
     arn = sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)["EndpointArn"]
     if record:
@@ -74,16 +90,24 @@ def deploy(fake: SageMakerFake, endpoint: str, config: ModelConfig, clock: Clock
 
 def plan(fake: SageMakerFake, endpoint: str, target: ModelConfig, clock: Clock, **kwargs) -> admin.SwapPlan:
     kwargs.setdefault("options", admin.DeploymentOptions(alarms=("careqa-llm-5xx", "careqa-llm-latency")))
-    return admin.plan_swap(endpoint, target, sagemaker=fake.client("sagemaker"), ssm=fake.client("ssm"), region=REGION,
-                           now=clock, **kwargs)
+    return admin.plan_swap(
+        endpoint, target, sagemaker=fake.client("sagemaker"), ssm=fake.client("ssm"), region=REGION, now=clock, **kwargs
+    )
 
 
-def swap(fake: SageMakerFake, endpoint: str, target: ModelConfig, clock: Clock, sleeps: list[float] | None = None,
-         **kwargs) -> admin.SwapResult:
+def swap(
+    fake: SageMakerFake, endpoint: str, target: ModelConfig, clock: Clock, sleeps: list[float] | None = None, **kwargs
+) -> admin.SwapResult:
     the_plan = plan(fake, endpoint, target, clock, **kwargs)
     sleep = (sleeps if sleeps is not None else []).append
-    return admin.execute_swap(the_plan, sagemaker=fake.client("sagemaker"), ssm=fake.client("ssm"),
-                              runtime=fake.client("sagemaker-runtime"), sleep=sleep, now=clock)
+    return admin.execute_swap(
+        the_plan,
+        sagemaker=fake.client("sagemaker"),
+        ssm=fake.client("ssm"),
+        runtime=fake.client("sagemaker-runtime"),
+        sleep=sleep,
+        now=clock,
+    )
 
 
 def live_config(fake: SageMakerFake, endpoint: str) -> str:
@@ -102,8 +126,10 @@ def endpoint_tags(fake: SageMakerFake, endpoint: str) -> dict[str, str]:
 
 def names(fake: SageMakerFake) -> tuple[set[str], set[str]]:
     sm = fake.client("sagemaker")
-    return ({c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]},
-            {m["ModelName"] for m in sm.list_models()["Models"]})
+    return (
+        {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]},
+        {m["ModelName"] for m in sm.list_models()["Models"]},
+    )
 
 
 # --- success ----------------------------------------------------------------------------------------
@@ -129,7 +155,10 @@ def test_the_new_model_uses_the_target_pins_and_keeps_role_kms_capture_and_varia
     config = sm.describe_endpoint_config(EndpointConfigName=result.endpoint_config_name)
     variant = config["ProductionVariants"][0]
     assert (variant["VariantName"], variant["InstanceType"], variant["ModelName"]) == (
-        "AllTraffic", FLAN.default_instance_type, result.model_name)
+        "AllTraffic",
+        FLAN.default_instance_type,
+        result.model_name,
+    )
     assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 900
     assert config["KmsKeyId"] == KMS_KEY and config["DataCaptureConfig"] == CAPTURE
     model = sm.describe_model(ModelName=result.model_name)
@@ -147,7 +176,10 @@ def test_the_update_is_a_canary_blue_green_deployment_with_alarm_rollback(sagema
     described = sagemaker_fake.client("sagemaker").describe_endpoint(EndpointName=LLM)["LastDeploymentConfig"]
     policy = described["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {
-        "Type": "CANARY", "WaitIntervalInSeconds": 600, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}}
+        "Type": "CANARY",
+        "WaitIntervalInSeconds": 600,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+    }
     assert policy["MaximumExecutionTimeoutInSeconds"] == 1800
     assert described["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "careqa-llm-5xx"}]}
 
@@ -155,8 +187,11 @@ def test_the_update_is_a_canary_blue_green_deployment_with_alarm_rollback(sagema
 def test_a_linear_deployment_steps_by_the_given_share(sagemaker_fake, clock):
     options = admin.DeploymentOptions(traffic="linear", percent=25, bake_seconds=120, wait_minutes=30)
     routing = options.deployment_config()["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing == {"Type": "LINEAR", "WaitIntervalInSeconds": 120,
-                       "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}}
+    assert routing == {
+        "Type": "LINEAR",
+        "WaitIntervalInSeconds": 120,
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+    }
     assert "AutoRollbackConfiguration" not in options.deployment_config()
 
 
@@ -166,8 +201,12 @@ def test_a_gated_model_is_deployed_with_its_licence_accepted(sagemaker_fake, clo
     result = swap(sagemaker_fake, LLM, LLAMA, clock, accept_eula=True)
     model = sagemaker_fake.client("sagemaker").describe_model(ModelName=result.model_name)
     source = model["PrimaryContainer"]["ModelDataSource"]
-    assert source["S3DataSource"] == {"S3Uri": LLAMA.model_data_uris[REGION], "S3DataType": "S3Prefix",
-                                      "CompressionType": "None", "ModelAccessConfig": {"AcceptEula": True}}
+    assert source["S3DataSource"] == {
+        "S3Uri": LLAMA.model_data_uris[REGION],
+        "S3DataType": "S3Prefix",
+        "CompressionType": "None",
+        "ModelAccessConfig": {"AcceptEula": True},
+    }
 
 
 def test_the_smoke_test_speaks_the_new_models_payload_format(sagemaker_fake, clock):
@@ -288,8 +327,10 @@ def test_an_unrecorded_embedding_endpoint_is_refused_until_it_is_tagged(sagemake
     with pytest.raises(admin.SwapRefused, match="nothing records which embedding model"):
         plan(sagemaker_fake, EMBED, MINILM_TEI, clock)
     sm = sagemaker_fake.client("sagemaker")
-    sm.add_tags(ResourceArn=sm.describe_endpoint(EndpointName=EMBED)["EndpointArn"],
-                Tags=[{"Key": admin.TAG_MODEL_CONFIG, "Value": MINILM.name}])
+    sm.add_tags(
+        ResourceArn=sm.describe_endpoint(EndpointName=EMBED)["EndpointArn"],
+        Tags=[{"Key": admin.TAG_MODEL_CONFIG, "Value": MINILM.name}],
+    )
     the_plan = plan(sagemaker_fake, EMBED, MINILM_TEI, clock)
     assert the_plan.live.record is not None and the_plan.live.record.source == "tag"
 
@@ -329,8 +370,21 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(sagemaker_fake, clock):
     old = deploy(sagemaker_fake, LLM, MISTRAL, clock)
     before = (names(sagemaker_fake), recorded(sagemaker_fake, LLM), endpoint_tags(sagemaker_fake, LLM))
     app = build_app(client=sagemaker_fake.client, sleep=lambda _s: pytest.fail("a dry run must not wait"))
-    result = CliRunner().invoke(app, ["swap", LLM, FALCON.name, "--dry-run", "--region", REGION,
-                                      "--alarm", "careqa-llm-5xx", "--canary-percent", "20"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "swap",
+            LLM,
+            FALCON.name,
+            "--dry-run",
+            "--region",
+            REGION,
+            "--alarm",
+            "careqa-llm-5xx",
+            "--canary-percent",
+            "20",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"live:        {MISTRAL.name} {MISTRAL.model_version}" in result.output and old in result.output
     assert f"new:         {FALCON.name} {FALCON.model_version}" in result.output
@@ -368,8 +422,10 @@ def test_the_plan_lists_what_pruning_will_delete(sagemaker_fake, clock):
 def test_pruning_never_touches_configs_the_tool_did_not_make(sagemaker_fake, clock):
     cdk_made = deploy(sagemaker_fake, LLM, MISTRAL, clock)
     sm = sagemaker_fake.client("sagemaker")
-    sm.delete_tags(ResourceArn=sm.describe_endpoint_config(EndpointConfigName=cdk_made)["EndpointConfigArn"],
-                   TagKeys=[admin.TAG_ENDPOINT])
+    sm.delete_tags(
+        ResourceArn=sm.describe_endpoint_config(EndpointConfigName=cdk_made)["EndpointConfigArn"],
+        TagKeys=[admin.TAG_ENDPOINT],
+    )
     sagemaker_fake.queue_results(good_answer(FALCON), good_answer(MISTRAL))
     for target in (FALCON, MISTRAL, FALCON):
         swap(sagemaker_fake, LLM, target, clock, keep=1)
@@ -390,8 +446,12 @@ def test_models_list_prints_each_endpoint_with_its_active_model(sagemaker_fake, 
     deploy(sagemaker_fake, LLM, MISTRAL, clock)
     deploy(sagemaker_fake, EMBED, MINILM, clock, record=False)
     llm_model = admin.resource_name(LLM, clock.now - timedelta(minutes=1))
-    sagemaker_fake.client("sagemaker").create_endpoint_config(EndpointConfigName="other", ProductionVariants=[
-        {"VariantName": "v", "ModelName": llm_model, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sagemaker_fake.client("sagemaker").create_endpoint_config(
+        EndpointConfigName="other",
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": llm_model, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
+    )
     sagemaker_fake.client("sagemaker").create_endpoint(EndpointName="not-careqa", EndpointConfigName="other")
     result = CliRunner().invoke(build_app(client=sagemaker_fake.client), ["list", "--region", REGION])
     assert result.exit_code == 0, result.output
