@@ -169,12 +169,17 @@ class HybridRetriever:
         lexical = self.index.lexical_search(tenant, question, config.candidates) if config.lexical_weight > 0 else []
         ranked = rank_documents(dense, lexical, config)[: top_k or config.top_k]
         # A document found only by another query part or lexically has no similarity to the whole question
-        # yet: score its best chunk against the question.
+        # yet: score its best chunk's stored vector against the question (embedding it only if the index
+        # has no vector for it, which a consistent index never lacks).
         missing = [ev for ev in ranked if ev.similarity == -1.0]
         if missing:
-            chunk_vectors = self.embeddings.embed_documents([ev.best.chunk.embed_text for ev in missing])
-            for ev, v in zip(missing, chunk_vectors, strict=True):
-                ev.similarity = sum(a * b for a, b in zip(vector, v, strict=True))
+            stored = self.index.vectors(tenant, [ev.best.chunk.chunk_id for ev in missing])
+            unstored = [ev for ev in missing if ev.best.chunk.chunk_id not in stored]
+            if unstored:
+                embedded = self.embeddings.embed_documents([ev.best.chunk.embed_text for ev in unstored])
+                stored |= {ev.best.chunk.chunk_id: v for ev, v in zip(unstored, embedded, strict=True)}
+            for ev in missing:
+                ev.similarity = sum(a * b for a, b in zip(vector, stored[ev.best.chunk.chunk_id], strict=True))
         passages = [
             Passage(
                 doc_id=ev.best.chunk.doc_id,

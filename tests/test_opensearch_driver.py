@@ -142,6 +142,26 @@ def test_a_lexical_search_is_bm25_over_text_title_and_question_filtered_by_tenan
     }
 
 
+def test_reading_vectors_is_one_search_by_chunk_id_within_the_tenant(fake, index):
+    index.upsert([chunk("refills"), chunk("transfers", 1)])
+    found = index.vectors("pharmacy", ["refills::h1::0", "transfers::h1::1", "refills::h1::0"])
+    (search,) = fake.requests_to("POST", r"^/careqa-pharmacy/_search$")
+    assert search.json() == {
+        "size": 2,
+        "_source": ["chunk_id", "vector"],
+        "query": {
+            "bool": {
+                "filter": [
+                    {"terms": {"chunk_id": ["refills::h1::0", "transfers::h1::1"]}},
+                    {"term": {"tenant": "pharmacy"}},
+                ]
+            }
+        },
+    }
+    assert found["transfers::h1::1"] == pytest.approx(unit([1.0, 1.0, 0.5, 0.0]))
+    assert index.vectors("clinic", ["refills::h1::0"]) == {}
+
+
 def test_deleting_documents_is_a_refreshing_delete_by_query_on_tenant_and_doc_ids(fake, index):
     index.upsert([chunk("refills"), chunk("transfers")])
     index.delete_documents("pharmacy", ["refills", "gone"])

@@ -201,6 +201,18 @@ def test_lexical_search_finds_the_words_within_the_tenant_only(index):
     assert index.lexical_search("pharmacy", "  ", 5) == []
 
 
+def test_vectors_returns_the_stored_vectors_of_the_tenants_chunks_only(index):
+    chunks = load(index)
+    pharmacy = [c for c in chunks if c.tenant == "pharmacy"][:3]
+    clinic = next(c for c in chunks if c.tenant == "clinic")
+    wanted = [c.chunk_id for c in pharmacy] + [clinic.chunk_id, "no-such-chunk"]
+    found = index.vectors("pharmacy", wanted)
+    assert sorted(found) == sorted(c.chunk_id for c in pharmacy)
+    for c in pharmacy:
+        assert found[c.chunk_id] == pytest.approx(c.vector, abs=1e-6)
+    assert index.vectors("pharmacy", []) == {}
+
+
 def test_delete_documents_removes_only_those_documents_of_that_tenant(index):
     load(index)
     index.delete_documents("pharmacy", ["password", "refills", "visits"])

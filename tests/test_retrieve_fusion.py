@@ -1,9 +1,11 @@
 """Document ranking from chunk hits: question/answer blending, floors, weighted RRF, score fusion, query parts."""
 
 import pytest
+from langchain_core.embeddings import Embeddings
 
 from careqa.config import RetrievalConfig
-from careqa.retrieve import query_parts, rank_documents
+from careqa.index.lance import LanceIndex
+from careqa.retrieve import HybridRetriever, query_parts, rank_documents
 from careqa.types import Chunk, Hit
 
 
@@ -101,3 +103,34 @@ def test_only_long_questions_are_split_into_sentences():
     long = "Dementia. Is dementia passed down in families? My mother had it. Could I get it too, and when?"
     assert query_parts(long, config) == [long, "Is dementia passed down in families?", "My mother had it."]
     assert query_parts(long, RetrievalConfig(query_parts=0, split_min_words=10)) == [long]
+
+
+class CountingEmbeddings(Embeddings):
+    """Fixed vectors by text, counting what it is asked to embed."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+        self.documents: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.documents += texts
+        return [self.vectors[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.vectors[text]
+
+
+def test_a_document_found_only_by_bm25_is_scored_with_its_stored_vector_not_re_embedded(tmp_path):
+    index = LanceIndex(tmp_path / "index", dimension=2, embedding_model="test")
+    near = hit("near", "section", 0).chunk.model_copy(update={"tenant": "t", "vector": [1.0, 0.0], "text": "refills"})
+    far = hit("far", "section", 0).chunk.model_copy(
+        update={"tenant": "t", "vector": [0.6, 0.8], "text": "zebra striped bottles"}
+    )
+    index.upsert([near, far])
+    index.refresh()
+    embeddings = CountingEmbeddings({"zebra bottles": [1.0, 0.0]})
+    config = RetrievalConfig(dense_candidates=1, top_k=2)  # dense search sees only "near"
+    retrieval = HybridRetriever(index, embeddings, config).retrieve("t", "zebra bottles")
+    similarity = {p.doc_id: p.similarity for p in retrieval.passages}
+    assert similarity == pytest.approx({"near": 1.0, "far": 0.6})
+    assert embeddings.documents == []

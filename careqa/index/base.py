@@ -40,6 +40,9 @@ class ChunkIndex(Protocol):
     def lexical_search(self, tenant: str, query: str, k: int) -> list[Hit]:
         """The ``k`` best BM25 matches for ``query``; ``Hit.score`` is the BM25 score."""
 
+    def vectors(self, tenant: str, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored vectors of these chunks of the tenant, by ``chunk_id`` (absent ids are left out)."""
+
     def refresh(self) -> None:
         """Make recent writes fully searchable (rebuild text indexes); called once after an ingest."""
 

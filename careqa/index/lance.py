@@ -222,6 +222,19 @@ class LanceIndex:
         )
         return self._hits(rows, lambda r: r["_score"])
 
+    def vectors(self, tenant: str, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return {}
+        table = (
+            self._table.search()
+            .where(f"tenant = {_quote(tenant)} AND chunk_id IN ({', '.join(_quote(i) for i in ids)})")
+            .select(["chunk_id", "vector"])
+            .limit(len(ids))
+            .to_arrow()
+        )
+        return dict(zip(table["chunk_id"].to_pylist(), table["vector"].to_pylist(), strict=True))
+
     def count(self, tenant: str | None = None) -> int:
         return int(self._table.count_rows(f"tenant = {_quote(tenant)}" if tenant else None))
 

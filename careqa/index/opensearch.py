@@ -553,6 +553,19 @@ class OpenSearchIndex:
         response = self._call(f"lexical search in {index.name}", self.client.search, index=index.name, body=body)
         return [Hit(chunk=self._chunk(h["_source"]), score=float(h["_score"])) for h in response["hits"]["hits"]]
 
+    def vectors(self, tenant: str, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        index = self._tenant_index(tenant, create=False)
+        ids = list(dict.fromkeys(chunk_ids))
+        if index is None or not ids:
+            return {}
+        body = {
+            "size": len(ids),
+            "_source": ["chunk_id", "vector"],
+            "query": {"bool": {"filter": [{"terms": {"chunk_id": ids}}, _tenant_filter(tenant)]}},
+        }
+        response = self._call(f"reading vectors from {index.name}", self.client.search, index=index.name, body=body)
+        return {h["_source"]["chunk_id"]: h["_source"]["vector"] for h in response["hits"]["hits"]}
+
     def count(self, tenant: str | None = None) -> int:
         if tenant is None:
             response = self._call("counting chunks", self.client.count, index=f"{self.index_prefix}*")
