@@ -243,10 +243,20 @@ def eval_retrieval(
         Path | None, typer.Option("--data-dir", help="where the evaluation index lives (default: <data_dir>/eval)")
     ] = None,
     tenant: Annotated[str, typer.Option("--tenant", "-t", help="tenant the knowledge base is indexed as")] = "eval",
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline", help="configuration the others are compared with, question by question (default: the first)"
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Ingest a knowledge base once and score retrieval configurations on judged questions, side by side."""
-    from careqa.evaluate import DEFAULT_CONFIGS, format_table, parse_config_spec, run_eval
+    """Ingest a knowledge base once and score retrieval configurations on judged questions, side by side.
+
+    Each configuration's nDCG@10 is also compared with the baseline's question by question: the mean
+    difference, its 95% paired-bootstrap interval, and the questions won and lost.
+    """
+    from careqa.evaluate import DEFAULT_CONFIGS, EvalInputError, format_table, parse_config_spec, run_eval
     from careqa.index.lance import LanceIndex
 
     settings = _settings(config)
@@ -255,8 +265,10 @@ def eval_retrieval(
     dimension = runtime.embedding_config.embedding_dimension
     specs = [c for c in (configs or ",".join(DEFAULT_CONFIGS)).split(",") if c.strip()]
     try:
-        for spec in specs:  # refuse a bad spec before an index is opened or anything ingested
+        for spec in specs:  # refuse a bad spec or baseline before an index is opened or anything ingested
             parse_config_spec(spec, settings.retrieval)
+        if baseline is not None and baseline not in specs:
+            raise EvalInputError(f"--baseline {baseline!r} is not one of the configurations: {', '.join(specs)}")
         index = LanceIndex(folder / "index", dimension=dimension, embedding_model=runtime.embedding_config.model_id)
         result = run_eval(
             kb,
@@ -268,6 +280,7 @@ def eval_retrieval(
             specs=specs,
             forms=[f.strip() for f in forms.split(",") if f.strip()],
             tenant=tenant,
+            baseline=baseline,
         )
     except (CareQAError, FileNotFoundError) as exc:
         raise _fail(getattr(exc, "message", str(exc)), 2) from None

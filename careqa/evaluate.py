@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import ValidationError
 
@@ -274,24 +275,88 @@ class FormResult:
     per_question: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """A configuration against the baseline on one metric, question by question (paired)."""
+
+    baseline: str
+    metric: str
+    delta: float  # mean over questions of (this configuration - baseline)
+    low: float  # 95% paired-bootstrap interval of ``delta``
+    high: float
+    wins: int  # questions scored higher than by the baseline
+    losses: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "metric": self.metric,
+            "delta": round(self.delta, 4),
+            "ci95": [round(self.low, 4), round(self.high, 4)],
+            "wins": self.wins,
+            "losses": self.losses,
+        }
+
+
 @dataclass
 class ConfigResult:
     name: str
     settings: RetrievalConfig
     forms: dict[str, FormResult] = field(default_factory=dict)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)  # by form
 
     def to_dict(self) -> dict[str, Any]:
+        forms: dict[str, Any] = {}
+        for form, r in self.forms.items():
+            forms[form] = {
+                **{k: round(v, 4) for k, v in r.metrics.items()},
+                "latency_ms": {k: round(v, 2) for k, v in r.latency_ms.items()},
+            }
+            if form in self.comparisons:
+                forms[form]["vs_baseline"] = self.comparisons[form].to_dict()
+            forms[form]["per_question"] = {
+                qid: {k: round(v, 4) for k, v in scores.items()} for qid, scores in r.per_question.items()
+            }
         return {
             "config": self.name,
             "settings": self.settings.model_dump(exclude={"min_evidence", "curated_match", "top_k"}),
-            "forms": {
-                form: {
-                    **{k: round(v, 4) for k, v in r.metrics.items()},
-                    "latency_ms": {k: round(v, 2) for k, v in r.latency_ms.items()},
-                }
-                for form, r in self.forms.items()
-            },
+            "forms": forms,
         }
+
+
+#: resamples of the paired bootstrap; seeded, so a run's intervals are reproducible
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def paired_bootstrap(ours: Sequence[float], theirs: Sequence[float], *, seed: int = 0) -> tuple[float, float, float]:
+    """Mean paired difference and its 95% percentile-bootstrap interval, resampling questions.
+
+    With a few dozen judged questions, a difference in means can be one or two questions' luck: the
+    interval says how much of it survives resampling which questions were asked.
+    """
+    diffs = np.asarray(ours, dtype=float) - np.asarray(theirs, dtype=float)
+    if diffs.size == 0:
+        raise ValueError("no questions to compare")
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, diffs.size, (BOOTSTRAP_RESAMPLES, diffs.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diffs.mean()), float(low), float(high)
+
+
+def compare(results: Sequence[ConfigResult], baseline: str, metric: str = "ndcg@10") -> None:
+    """Set each result's comparison with the configuration named ``baseline``, per query form."""
+    base = next((r for r in results if r.name == baseline), None)
+    if base is None:
+        raise EvalInputError(f"baseline {baseline!r} is not one of the configurations run")
+    for r in results:
+        for form, f in r.forms.items():
+            ids = list(base.forms[form].per_question)
+            ours = [f.per_question[q][metric] for q in ids]
+            theirs = [base.forms[form].per_question[q][metric] for q in ids]
+            delta, low, high = paired_bootstrap(ours, theirs)
+            wins = sum(a > b + 1e-12 for a, b in zip(ours, theirs, strict=True))
+            losses = sum(b > a + 1e-12 for a, b in zip(ours, theirs, strict=True))
+            r.comparisons[form] = Comparison(baseline, metric, delta, low, high, wins, losses)
 
 
 def kb_id(doc_id: str, tenant: str) -> str:
@@ -338,14 +403,21 @@ def format_table(results: Sequence[ConfigResult]) -> str:
         f"{'configuration':<30} {'query':<10} {'nDCG@10':>7} {'S@5':>6} {'MRR@10':>6} {'R@10':>6} "
         f"{'p50 ms':>7} {'p95 ms':>7}"
     )
+    baseline = next((c.baseline for r in results for c in r.comparisons.values()), None)
+    if baseline:
+        header += f"  nDCG@10 vs {baseline} [95% CI] wins/losses"
     lines = [header, "-" * len(header)]
     for r in results:
         for form, f in r.forms.items():
             m = f.metrics
-            lines.append(
+            line = (
                 f"{r.name:<30} {form:<10} {m['ndcg@10']:>7.3f} {m['success@5']:>6.3f} {m['mrr@10']:>6.3f} "
                 f"{m['recall@10']:>6.3f} {f.latency_ms['p50']:>7.1f} {f.latency_ms['p95']:>7.1f}"
             )
+            c = r.comparisons.get(form)
+            if c is not None and r.name != c.baseline:
+                line += f"  {c.delta:+.3f} [{c.low:+.3f}, {c.high:+.3f}] {c.wins}/{c.losses}"
+            lines.append(line)
     return "\n".join(lines)
 
 
@@ -391,16 +463,24 @@ def run_eval(
     specs: Sequence[str] = DEFAULT_CONFIGS,
     forms: Sequence[str] = QUERY_FORMS,
     tenant: str = EVAL_TENANT,
+    baseline: str | None = None,
 ) -> EvalRun:
-    """Ingest ``kb`` (once: a re-run only hashes), then score every configuration in ``specs``."""
+    """Ingest ``kb`` (once: a re-run only hashes), then score every configuration in ``specs``.
+
+    Each configuration is compared question by question with ``baseline`` (default: the first in ``specs``).
+    """
     for form in forms:
         if form not in QUERY_FORMS:
             raise EvalInputError(f"unknown query form {form!r}; known: {', '.join(QUERY_FORMS)}")
     configs = [(spec, parse_config_spec(spec, base)) for spec in specs]
+    baseline = baseline or (specs[0] if specs else None)
+    if baseline not in specs:
+        raise EvalInputError(f"baseline {baseline!r} is not one of the configurations: {', '.join(specs)}")
     questions = load_questions(questions_file)
     report = ingest_kb(kb, data_dir, index=index, embeddings=embeddings, tenant=tenant)
     results = [
         evaluate_config(name, config, questions, index=index, embeddings=embeddings, tenant=tenant, forms=forms)
         for name, config in configs
     ]
+    compare(results, baseline)
     return EvalRun(str(kb), str(questions_file), tenant, len(questions), report, results)

@@ -58,7 +58,9 @@ def test_eval_reports_hand_computed_metrics_as_json_for_each_configuration_and_f
     for result in report["results"]:
         assert set(result["forms"]) == {"message", "paraphrase"}
         for scores in result["forms"].values():
-            assert set(scores) == {"ndcg@10", "success@5", "mrr@10", "recall@10", "latency_ms"}
+            assert set(scores) == {"ndcg@10", "success@5", "mrr@10", "recall@10", "latency_ms", "vs_baseline",
+                                   "per_question"}  # fmt: skip
+            assert set(scores["per_question"]) == {"q1", "q2"}
             assert set(scores["latency_ms"]) == {"p50", "p95"}
             assert all(0.0 <= scores[m] <= 1.0 for m in EXPECTED)
     bm25 = report["results"][0]
@@ -87,4 +89,30 @@ def test_an_unknown_configuration_is_refused_before_anything_is_ingested(files):
                                  "--configs", "nope"])  # fmt: skip
     assert result.exit_code == 2
     assert "unknown retrieval configuration 'nope'" in result.output
+    assert not (data / "index").exists() or not any((data / "index").iterdir())
+
+
+def test_each_configuration_is_compared_with_the_baseline_question_by_question(files):
+    report = invoke(*files, "--configs", "bm25,dense-questions", "--baseline", "dense-questions")
+    bm25, dense = report["results"]
+    per_question = bm25["forms"]["message"]["per_question"]
+    assert per_question["q1"]["ndcg@10"] == pytest.approx(2 / (3 + 2 / L3), abs=1e-4)
+    assert per_question["q2"]["ndcg@10"] == pytest.approx(1 / (3 + 1 / L3), abs=1e-4)
+    for form in ("message", "paraphrase"):
+        same = dense["forms"][form]["vs_baseline"]
+        assert same == {"baseline": "dense-questions", "metric": "ndcg@10", "delta": 0.0, "ci95": [0.0, 0.0],
+                        "wins": 0, "losses": 0}  # fmt: skip
+        other = bm25["forms"][form]["vs_baseline"]
+        expected = bm25["forms"][form]["ndcg@10"] - dense["forms"][form]["ndcg@10"]
+        assert other["delta"] == pytest.approx(expected, abs=2e-4)
+        assert other["ci95"][0] <= other["delta"] <= other["ci95"][1]
+        assert other["wins"] + other["losses"] <= 2
+
+
+def test_a_baseline_that_is_not_run_is_refused_before_anything_is_ingested(files):
+    kb, questions, data = files
+    result = runner.invoke(app, ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data),
+                                 "--configs", "bm25", "--baseline", "default"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "--baseline 'default' is not one of the configurations: bm25" in result.output
     assert not (data / "index").exists() or not any((data / "index").iterdir())

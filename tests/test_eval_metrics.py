@@ -121,3 +121,16 @@ def test_a_small_file_is_staged_alone_and_a_folder_is_used_as_it_is(tmp_path):
     folder = stage_kb(kb, tmp_path / "stage")
     assert [p.name for p in folder.iterdir()] == ["faq.csv"]
     assert stage_kb(tmp_path, tmp_path / "other") == tmp_path
+
+
+def test_the_paired_bootstrap_interval_is_tight_for_a_constant_shift_and_wide_for_one_lucky_question():
+    base = [0.2, 0.5, 0.7, 0.1, 0.9, 0.4, 0.3, 0.6]
+    delta, low, high = evaluate.paired_bootstrap([b + 0.1 for b in base], base)
+    assert (delta, low, high) == pytest.approx((0.1, 0.1, 0.1))
+    lucky = base.copy()
+    lucky[0] += 0.8  # one question of eight improves: a mean gain of 0.1 that resampling may not keep
+    delta, low, high = evaluate.paired_bootstrap(lucky, base)
+    assert delta == pytest.approx(0.1) and low == pytest.approx(0.0) and high > 0.2
+    assert evaluate.paired_bootstrap(lucky, base) == evaluate.paired_bootstrap(lucky, base)  # seeded
+    with pytest.raises(ValueError):
+        evaluate.paired_bootstrap([], [])
