@@ -7,9 +7,11 @@ no chunking) for comparison. The first run embeds the 17,841 pairs into ``--data
 later runs reuse that index and only hash the file.
 
 Usage: python benchmarks/bench_retrieval.py [--eval-dir ../shared/eval] [--data-dir /tmp/careqa-eval]
-                                            [--configs bm25,dense-answers,...] [--json FILE]
+                                            [--configs bm25,dense-answers,...] [--baseline dense-questions]
+                                            [--json FILE]
 The same figures: careqa eval --kb ../shared/eval/medquad-kb.jsonl \\
-    --questions ../shared/eval/liveqa-questions-public.jsonl --data-dir /tmp/careqa-eval --json results.json
+    --questions ../shared/eval/liveqa-questions-public.jsonl --data-dir /tmp/careqa-eval \\
+    --baseline dense-questions --json results.json
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/careqa-eval"))
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
     parser.add_argument("--json", type=Path, help="write the full results here")
+    parser.add_argument(
+        "--baseline",
+        default="dense-questions",
+        help="configuration the others are compared with question by question (default: the strongest baseline)",
+    )
     args = parser.parse_args()
 
     settings = load_settings(None, data_dir=args.data_dir)
@@ -58,6 +65,7 @@ def main() -> None:
         embeddings=runtime.embeddings,
         base=settings.retrieval,
         specs=[s for s in args.configs.split(",") if s.strip()],
+        baseline=args.baseline,
     )
     report = run.to_dict()
     ingest = report["ingest"]
