@@ -43,8 +43,10 @@ def test_the_vector_index_is_built_once_and_new_rows_are_folded_into_it(tmp_path
     index.upsert(_chunks(600, 700, rng))
     index.refresh()
     [after] = _vector_index(index)
-    assert after.index_uuid == built.index_uuid  # not rebuilt
+    assert after.name == built.name
     stats = index._table.index_stats(after.name)
+    # Not rebuilt: the new rows went into a delta beside the trained index (a rebuild leaves one).
+    assert stats.num_indices == 2
     assert stats.num_indexed_rows == 700 and stats.num_unindexed_rows == 0
 
     # Still tenant-filtered, and the stored vector finds itself first with cosine 1.
@@ -52,3 +54,30 @@ def test_the_vector_index_is_built_once_and_new_rows_are_folded_into_it(tmp_path
     hits = index.dense_search("a", probe.vector, 5)
     assert hits[0].chunk.chunk_id == probe.chunk_id and abs(hits[0].score - 1.0) < 1e-3
     assert {h.chunk.tenant for h in hits} == {"a"}
+
+
+def test_tenant_and_chunk_id_indices_are_built_once_and_kept_current(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    index = LanceIndex(tmp_path, dimension=DIM, embedding_model="m")
+    first = _chunks(0, 200, rng)
+    index.upsert(first)
+    index.refresh()
+    built = {i.columns[0]: i for i in index._table.list_indices() if i.columns[0] in ("tenant", "chunk_id")}
+    assert {c: str(i.index_type) for c, i in built.items()} == {"tenant": "Bitmap", "chunk_id": "BTree"}
+
+    # An update, new rows and a delete, then another refresh: the same indices, updated to cover every row.
+    changed = first[3].model_copy(update={"text": "changed passage", "tenant": "a"})
+    index.upsert([changed, *_chunks(200, 260, rng)])
+    index.delete_documents("b", ["d0", "d2"])
+    index.refresh()
+    for column, before in built.items():
+        [after] = [i for i in index._table.list_indices() if i.columns == [column]]
+        assert (after.name, after.index_type) == (before.name, before.index_type)
+        assert index._table.index_stats(after.name).num_unindexed_rows == 0
+
+    # Reads through the indices still see exactly the tenant's current rows.
+    assert index.count("a") == 130 and index.count("b") == 128
+    assert set(index.vectors("b", ["c0", "c3", "c4", "c201"])) == {"c4"}
+    assert set(index.vectors("a", ["c3", "c201", "c4"])) == {"c3", "c201"}
+    assert [h.chunk.text for h in index.lexical_search("a", "changed passage", 1)] == ["changed passage"]
+    assert index.documents("b").keys() == {f"d{i}" for i in range(0, 260, 2)} - {"d0", "d2"}

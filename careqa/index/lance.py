@@ -44,6 +44,9 @@ _COLUMNS = [
 ANN_THRESHOLD = 100_000
 #: an ANN search re-ranks this many times ``k`` candidates with the full vectors (the index stores them quantised)
 REFINE_FACTOR = 10
+#: scalar indices built on the first refresh and kept current by ``optimize()``: every read filters on ``tenant``
+#: (a few distinct values: a bitmap), and upserts and ``vectors()`` look rows up by ``chunk_id`` (unique: a B-tree)
+SCALAR_INDICES = {"tenant": "BITMAP", "chunk_id": "BTREE"}
 
 
 def _quote(value: str) -> str:
@@ -110,11 +113,14 @@ class LanceIndex:
             return self._db.open_table(TABLE)
         return self._db.create_table(TABLE, schema=self._schema(), exist_ok=True)
 
-    def _has_vector_index(self) -> bool:
+    def _indexed_columns(self) -> set[str]:
         try:
-            return any("vector" in idx.columns for idx in self._table.list_indices())
-        except Exception:  # noqa: BLE001 - an unreadable index listing just means "build it"
-            return False
+            return {column for idx in self._table.list_indices() for column in idx.columns}
+        except Exception:  # noqa: BLE001 - an unreadable index listing just means "build them"
+            return set()
+
+    def _has_vector_index(self) -> bool:
+        return "vector" in self._indexed_columns()
 
     def _has_fts(self) -> bool:
         try:
@@ -165,6 +171,10 @@ class LanceIndex:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self._table.create_fts_index("text", replace=True)
             self._fts_ready = True
+            indexed = self._indexed_columns()
+            for column, kind in SCALAR_INDICES.items():
+                if column not in indexed:
+                    self._table.create_scalar_index(column, index_type=kind)
             rows = self._table.count_rows()
             if rows >= self.ann_threshold and not self._has_vector_index():
                 # Built once (minutes at 100k rows on 2 cores); later refreshes fold new rows into it through
