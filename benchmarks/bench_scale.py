@@ -4,10 +4,10 @@
 
 For each size it builds a fresh ``LanceIndex`` in a temporary folder from synthetic, seeded, clustered
 384-dimensional unit vectors (1,000 clusters, so nearest neighbours are meaningful and an ANN index can miss
-them), through the driver's own ``upsert`` and ``refresh`` (which builds the text index and, above
-``ANN_THRESHOLD`` rows, the vector index), then reports:
+them), through the driver's own ``upsert`` and ``refresh`` (which builds the text index, the scalar
+indices on tenant and chunk id and, above ``ANN_THRESHOLD`` rows, the vector index), then reports:
 
-* build time: insert (``upsert`` in batches) and ``refresh`` (text + vector index, compaction);
+* build time: insert (``upsert`` in batches) and ``refresh`` (text, scalar and vector indices, compaction);
 * dense query latency p50/p95 through ``dense_search`` with the tenant filter, as the service calls it;
 * recall@10 of those results against exact search (the floor's own top 10);
 * the floor: one query as a float32 matrix product over all vectors plus ``argpartition`` (no filter, no
