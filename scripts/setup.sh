@@ -12,10 +12,25 @@ fi
 stamp="$VENV/.careqa-installed"
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "==> installing Python packages (first run builds llama-cpp-python from source: ~5 minutes on 2 cores)"
+  echo "==> installing Python packages"
   "$VENV/bin/pip" install --quiet --upgrade pip
   # torch first and pinned: anything else would pull a multi-GB CUDA build.
   "$VENV/bin/pip" install --quiet "$(grep -E '^torch==' requirements.txt)"
+  # llama-cpp-python compiles llama.cpp. Built for the build machine's CPU (-march=native, its default), it
+  # runs ggml's Intel AMX kernels wherever the CPU advertises AMX, and those crash (SIGSEGV in
+  # ggml_backend_amx_mul_mat, seen on this project's build machines). So it is built portable (AVX2, no
+  # AMX), once, into a wheel kept under a name that includes these flags; pip's own cache could hand back
+  # a native build of the same version.
+  llama_req=$(grep -E '^llama-cpp-python==' requirements.txt)
+  llama_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+  llama_flags="$llama_flags -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/careqa/wheels/$(echo "$llama_req $llama_flags" | sha256sum | cut -c1-16)"
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "==> building $llama_req for this CPU family (portable AVX2, no AMX): ~5 minutes on 2 cores"
+    CMAKE_ARGS="$llama_flags" "$VENV/bin/pip" wheel --quiet --no-deps --no-cache-dir --no-binary llama-cpp-python \
+      -w "$wheels" "$llama_req"
+  fi
+  "$VENV/bin/pip" install --quiet --no-deps --force-reinstall "$wheels"/llama_cpp_python-*.whl
   "$VENV/bin/pip" install --quiet -r requirements.txt
   "$VENV/bin/pip" install --quiet --no-deps -e .
   echo "$want" > "$stamp"
