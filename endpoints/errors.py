@@ -30,5 +30,9 @@ class ModelThrottledError(ModelInvocationError):
     """The endpoint kept throttling (or was not ready) after every retry."""
 
 
+class ModelBusyError(ModelThrottledError):
+    """A local model's queue is full, or the request could not start within the queue's wait."""
+
+
 class StreamingNotSupportedError(ModelInvocationError):
     """Streaming was asked of a payload format or transport that cannot stream."""

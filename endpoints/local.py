@@ -144,8 +144,13 @@ class GenerationContainer:
         return self.codec.encode_response(result["choices"][0]["text"])
 
 
-def local_transport(config: ModelConfig, *, timeout_s: float = 60.0) -> LocalTransport:
-    """A transport that serves ``config``'s payload contract from its pip-installed stand-in model."""
+def local_transport(
+    config: ModelConfig, *, timeout_s: float = 60.0, max_waiting: int = 8, max_wait_s: float = 5.0
+) -> LocalTransport:
+    """A transport that serves ``config``'s payload contract from its pip-installed stand-in model.
+
+    ``max_waiting`` and ``max_wait_s`` bound its queue (see ``LocalTransport``).
+    """
     if config.local is None:
         raise ModelConfigError(f"{config.name}: has no 'local' section, so it cannot run without SageMaker")
     container: EmbeddingContainer | GenerationContainer
@@ -153,6 +158,6 @@ def local_transport(config: ModelConfig, *, timeout_s: float = 60.0) -> LocalTra
         container = EmbeddingContainer(config)
     else:
         container = GenerationContainer(config, timeout_s=timeout_s)
-    transport = LocalTransport(container, name=config.name)
+    transport = LocalTransport(container, name=config.name, max_waiting=max_waiting, max_wait_s=max_wait_s)
     transport.container = container  # type: ignore[attr-defined]
     return transport

@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import boto3
@@ -21,6 +22,7 @@ from botocore.exceptions import (
 
 from endpoints.codecs import GenerationCodec
 from endpoints.errors import (
+    ModelBusyError,
     ModelInvocationError,
     ModelResponseError,
     ModelThrottledError,
@@ -187,15 +189,46 @@ class SageMakerTransport:
 
 
 class LocalTransport:
-    """Serves a config's payload contract from a pip-installed model, in process (see ``endpoints.local``)."""
+    """Serves a config's payload contract from a pip-installed model, in process (see ``endpoints.local``).
 
-    def __init__(self, container: object, *, name: str) -> None:
+    The model serves one request at a time (llama.cpp contexts and torch models are not safe to share
+    across threads) behind a bounded queue: at most ``max_waiting`` requests wait for their turn, each for
+    at most ``max_wait_s``. A request that cannot start in time fails at once with ``ModelBusyError``
+    (HTTP 503 with Retry-After) instead of queueing behind minutes of generation and timing out.
+    """
+
+    def __init__(self, container: object, *, name: str, max_waiting: int = 8, max_wait_s: float = 5.0) -> None:
         self._container = container
         self.name = f"local:{name}"
-        self._lock = threading.Lock()  # llama.cpp contexts and torch models are not safe to share across threads
+        self.max_waiting = max_waiting
+        self.max_wait_s = max_wait_s
+        self._lock = threading.Lock()
+        self._queue = threading.Lock()  # guards _waiting
+        self._waiting = 0
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):  # the model is busy: wait in the queue, if there is room
+            with self._queue:
+                if self._waiting >= self.max_waiting:
+                    raise ModelBusyError(
+                        f"{self.name}: {self._waiting} requests are already waiting", endpoint=self.name
+                    )
+                self._waiting += 1
+            try:
+                started = self._lock.acquire(timeout=self.max_wait_s)
+            finally:
+                with self._queue:
+                    self._waiting -= 1
+            if not started:
+                raise ModelBusyError(f"{self.name}: busy for more than {self.max_wait_s:g}s", endpoint=self.name)
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def invoke(self, body: bytes, *, content_type: str, accept: str) -> bytes:
-        with self._lock:
+        with self._turn():
             return self._container.handle(body)  # type: ignore[attr-defined,no-any-return]
 
     def invoke_stream(self, body: bytes, *, content_type: str, accept: str) -> Iterator[bytes]:
