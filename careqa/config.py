@@ -63,6 +63,21 @@ class TenantConfig(_Strict):
     name: str = Field(min_length=1)
     kb_path: Path | None = Field(default=None, description="the tenant's knowledge-base folder (local runs)")
     prompt: PromptConfig = Field(default_factory=PromptConfig)
+    glossary: dict[str, str] = Field(
+        default_factory=dict,
+        description="the tenant's shorthand (abbreviation -> words), added to the built-in healthcare shorthand",
+    )
+    answer_mode: Literal["reader", "generate", "auto"] | None = Field(
+        default=None, description="who writes this tenant's answers; default: the LLM config's answer_mode"
+    )
+
+    @field_validator("glossary")
+    @classmethod
+    def _glossary_terms(cls, glossary: dict[str, str]) -> dict[str, str]:
+        for term, expansion in glossary.items():
+            if not term.strip() or not expansion.strip():
+                raise ValueError(f"glossary: {term!r} -> {expansion!r}: terms and expansions must not be empty")
+        return glossary
 
 
 class IdentityConfig(_Strict):
@@ -74,8 +89,18 @@ class IdentityConfig(_Strict):
     demo: bool = Field(default=False, description="a published demo token: refused on non-loopback hosts")
 
 
+class LocalQueueConfig(_Strict):
+    """A local model serves one request at a time; these bound the queue in front of it."""
+
+    max_waiting: int = Field(default=8, ge=0, le=1000, description="requests that may wait for their turn")
+    max_wait_s: float = Field(
+        default=5.0, gt=0, le=600, description="a request that cannot start within this gets 503 with Retry-After"
+    )
+
+
 class ModelRef(_Strict):
     config: str = Field(description="a jumpstart_configs/ entry")
+    queue: LocalQueueConfig = Field(default_factory=LocalQueueConfig, description="local transport only")
     transport: Literal["local", "sagemaker"] = "local"
     endpoint_name: str | None = None
     region: str | None = None
@@ -197,10 +222,49 @@ class RetrievalConfig(_Strict):
         default=0, ge=0, le=16, description="a long question's sentences also embedded on their own (0: none)"
     )
     split_min_words: int = Field(default=30, gt=0, description="questions shorter than this are embedded whole")
+    reader_lexical: int = Field(
+        default=30, ge=0, le=200, description="BM25 hits (best first) also offered to the reader as candidates"
+    )
     min_evidence: float = Field(default=0.40, ge=-1, le=1, description="best cosine similarity needed to answer")
     curated_match: float = Field(
         default=0.80, ge=-1, le=1, description="question similarity to return a curated answer"
     )
+
+
+AnswerStrategy = Literal["reader", "generate", "auto"]
+
+
+class ReaderConfig(_Strict):
+    """How the reader picks the Q&A pair or section that answers, and the sentences it quotes (``careqa.reader``).
+
+    Tuned with ``careqa eval answers`` on the public judged set (``sample_kb/judged-answers.jsonl``).
+    """
+
+    min_score: float = Field(default=0.45, ge=-1, le=2, description="a unit's score needed to answer from it")
+    confident_score: float = Field(
+        default=1.0, ge=-1, le=2, description="with answer_mode auto, a score at which the reader answers alone"
+    )
+    lexical_weight: float = Field(default=0.10, ge=0, le=1, description="share of BM25 in a unit's score")
+    sentence_weight: float = Field(
+        default=0.30, ge=0, le=2, description="share of a unit's best sentence's similarity in its score"
+    )
+    rerank_units: int = Field(default=6, ge=1, le=50, description="units scored again by their best sentence")
+    sentence_cache: int = Field(default=50_000, ge=0, description="knowledge-base sentence embeddings remembered")
+    name_weight: float = Field(
+        default=0.05, ge=0, le=1, description="added for the share of the question's names a unit contains"
+    )
+    whole_answer_sentences: int = Field(
+        default=4, ge=1, le=20, description="a Q&A answer this short is quoted whole; a longer one, by sentences"
+    )
+    whole_section_sentences: int = Field(
+        default=8, ge=0, le=50, description="a section this short is quoted whole; a longer one, by sentences"
+    )
+    max_sentences: int = Field(default=3, ge=1, le=10, description="sentences quoted from a long section")
+    sentence_margin: float = Field(
+        default=0.2, ge=0, le=1, description="sentences scoring within this of the best one are quoted too"
+    )
+    sentence_lexical_weight: float = Field(default=0.3, ge=0, le=2)
+    sentence_code_bonus: float = Field(default=0.2, ge=0, le=2)
 
 
 class GuardConfig(_Strict):
@@ -209,7 +273,18 @@ class GuardConfig(_Strict):
         default=0.75, ge=0, le=1, description="share of a sentence's content words in the passage"
     )
     min_relevance: float = Field(default=0.30, ge=-1, le=1, description="sentence-to-question cosine needed")
-    extractive_min_similarity: float = Field(default=0.45, ge=-1, le=1)
+    min_statement_coverage: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="a sentence with numbers: share of its content words in the one passage sentence holding them",
+    )
+    topic_margin: float = Field(
+        default=0.05,
+        ge=0,
+        le=2,
+        description="a sentence is on topic only if its passage's reader score is within this of the best unit's",
+    )
 
 
 class LimitsConfig(_Strict):
@@ -282,6 +357,7 @@ class Settings(BaseSettings):
     models: ModelsConfig = ModelsConfig()
     index: IndexConfig = IndexConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
+    reader: ReaderConfig = ReaderConfig()
     guard: GuardConfig = GuardConfig()
     limits: LimitsConfig = LimitsConfig()
     feedback: FeedbackConfig = FeedbackConfig()

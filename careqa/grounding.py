@@ -10,20 +10,26 @@ it never mentions. The same guard runs whichever model wrote the text, local or 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import snowballstemmer
 from langchain_core.embeddings import Embeddings
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from careqa.config import GuardConfig
+from careqa.query import code_mentions
 from careqa.types import Passage
 
 _stemmer = snowballstemmer.stemmer("english")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 _CITATION = re.compile(r"\s*\[(?:\d+\s*(?:,\s*|-\s*)?)+\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+#: a sentence ends at ., ! or ? (and any closing quotes or brackets, which stay with it) before a capital or digit
+_SENTENCE_END = re.compile(r"[.!?][\"'’”)\]]*(?=\s+[\"'“(\[]?[A-Z0-9])")
+#: abbreviations after which a full stop does not end a sentence
+_ABBREVIATIONS = frozenset(
+    {"dr", "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "etc", "approx", "dept", "inc", "jr", "a.m", "p.m"}
+)
 _VERDICT = re.compile(r"^(?:yes|no|yeah|nope|correct|incorrect|true|false)\b[\s,.!:;-]*", re.IGNORECASE)
 _NEGATIONS = {"not", "no", "never", "cannot", "nor", "without", "none", "neither", "nothing", "unable"}
 _STOP = ENGLISH_STOP_WORDS - _NEGATIONS
@@ -31,13 +37,29 @@ _STOP = ENGLISH_STOP_WORDS - _NEGATIONS
 MIN_CONTENT_TERMS = 3
 
 
+def _split_line(line: str) -> list[str]:
+    sentences, start = [], 0
+    for match in _SENTENCE_END.finditer(line):
+        words = line[start : match.start()].split()
+        if match.group(0).startswith(".") and words and words[-1].lower().rstrip(".") in _ABBREVIATIONS:
+            continue
+        sentences.append(line[start : match.end()].strip())
+        start = match.end()
+    sentences.append(line[start:].strip())
+    return [s for s in sentences if s]
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a text, treating line breaks and list bullets as boundaries too."""
+    """Sentences of a text, treating line breaks and list bullets as boundaries too.
+
+    Closing quotes stay with their sentence ('... the note "Reject 88 - DUR."'), and a full stop after a
+    common abbreviation ("Dr.", "e.g.") does not end one.
+    """
     out: list[str] = []
     for line in text.splitlines():
         line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip()
         if line:
-            out.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
+            out.extend(_split_line(line))
     return out
 
 
@@ -45,8 +67,19 @@ def _words(text: str) -> list[str]:
     return [w.replace("’", "'") for w in _WORD.findall(text)]
 
 
-def _negated(words: Sequence[str]) -> bool:
-    return any(w.lower() in _NEGATIONS or w.lower().endswith("n't") for w in words)
+def _negations(text: str) -> int:
+    """How many negations a sentence has: removing one of two ("not eligible ... no refills left") flips it too."""
+    return sum(1 for w in _words(text) if w.lower() in _NEGATIONS or w.lower().endswith("n't"))
+
+
+_NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?")
+
+
+def reordered_numbers(sentence: str, source: str) -> bool:
+    """Whether the sentence has the source's numbers in another order ("5 a.m. to 8 p.m." for "8 a.m. to 5 p.m.")."""
+    mine = list(dict.fromkeys(_NUMBER_TOKEN.findall(sentence)))
+    theirs = [n for n in dict.fromkeys(_NUMBER_TOKEN.findall(source)) if n in mine]
+    return len(theirs) > 1 and [n for n in mine if n in theirs] != theirs
 
 
 def content_terms(text: str) -> set[str]:
@@ -84,6 +117,75 @@ def strip_verdict(sentence: str) -> str:
     return rest[:1].upper() + rest[1:] if rest else ""
 
 
+_CLAUSE_BREAK = re.compile(r"[,;:()]|\s(?:and|or|but|while|whereas|then)\s", re.IGNORECASE)
+
+
+def _clauses(text: str) -> list[tuple[set[str], set[str]]]:
+    """(numbers, content terms) of each clause of a sentence."""
+    out = []
+    for clause in _CLAUSE_BREAK.split(text):
+        terms = content_terms(clause)
+        out.append(({t for t in terms if any(ch.isdigit() for ch in t)}, terms))
+    return out
+
+
+def _misattributed(generated: list[tuple[set[str], set[str]]], source: list[tuple[set[str], set[str]]]) -> bool:
+    """Whether a generated piece's number sits with words the source says of another number (see below)."""
+    for numbers, terms in generated:
+        words = {t for t in terms if not any(ch.isdigit() for ch in t)}
+        for number in numbers:
+            owners = [t for nums, t in source if number in nums]
+            if not owners:
+                continue
+            own_share = max(len(words & t) for t in owners)
+            for nums, other in source:
+                if nums and number not in nums and not nums & numbers and len(words & other) > own_share:
+                    return True
+    return False
+
+
+def swapped_numbers(sentence: str, source: str, passage: Sequence[str] = ()) -> bool:
+    """Whether ``sentence`` attaches a number of ``source`` to what its passage says of another number.
+
+    "Urgent requests take 72 hours" against "standard decisions arrive within 72 hours, urgent requests
+    within 24 hours": the sentence's words around 72 ("urgent requests") are those of the clause with 24.
+    Across the passage's sentences (``passage``) the same holds sentence by sentence: "Expedited requests
+    are decided within 72 hours" shares more words with the expedited sentence (24 hours) than with the
+    standard one (72 hours).
+    """
+    if _misattributed(_clauses(sentence), _clauses(source)):
+        return True
+    whole = content_terms(sentence)
+    sentences = [content_terms(s) for s in passage]
+    return _misattributed(
+        [({t for t in whole if any(ch.isdigit() for ch in t)}, whole)],
+        [({t for t in terms if any(ch.isdigit() for ch in t)}, terms) for terms in sentences],
+    )
+
+
+_NEGATION_TERMS = frozenset(_NEGATIONS)
+_NEGATION_CLAUSE = re.compile(
+    r"[,;:()]|\b(?:if|when|unless|and|or|but|while|whereas|because|so|after|before|until)\b", re.IGNORECASE
+)
+
+
+def negation_conflict(sentence: str, sources: Sequence[str]) -> bool:
+    """Whether a clause of ``sentence`` has another number of negations than the passage clause it restates.
+
+    Clause by clause, because a sentence can take its condition from one passage sentence and its action
+    from another: "If a code is in the procedure, escalate ..." restates "If a code is not listed here".
+    """
+    clauses = [(content_terms(c) - _NEGATION_TERMS, _negations(c)) for s in sources for c in _NEGATION_CLAUSE.split(s)]
+    for clause in _NEGATION_CLAUSE.split(sentence):
+        terms = content_terms(clause) - _NEGATION_TERMS
+        if len(terms) < 2:
+            continue
+        overlap, negations = max(((len(terms & t) / len(terms | t), n) for t, n in clauses if t), default=(0.0, 0))
+        if overlap >= 0.3 and negations != _negations(clause):
+            return True
+    return False
+
+
 @dataclass
 class SentenceCheck:
     text: str
@@ -99,6 +201,8 @@ class _PassageView:
     sentences: list[str]
     terms: set[str]
     body: list[str]
+    labelled: bool = False  # the first sentence is the passage's label line (a heading or a pair's question)
+    label_terms: set[str] = field(default_factory=set)
 
 
 def passage_body(passage: Passage) -> str:
@@ -115,20 +219,33 @@ class GroundingGuard:
     def _views(self, passages: Sequence[Passage]) -> list[_PassageView]:
         return [
             _PassageView(
-                sentences=split_sentences(p.text),
+                sentences=[label, *split_sentences(passage_body(p))] if "\n" in p.text else split_sentences(p.text),
                 terms=content_terms(p.text + " " + p.title),
                 body=split_sentences(passage_body(p)),
+                labelled="\n" in p.text,
+                label_terms=content_terms(label) if "\n" in p.text else set(),
             )
             for p in passages
+            for label in [p.text.split("\n", 1)[0]]
         ]
 
     def check(
-        self, generated: str, passages: Sequence[Passage], query_vector: Sequence[float] | None = None
+        self,
+        generated: str,
+        passages: Sequence[Passage],
+        query_vector: Sequence[float] | None = None,
+        *,
+        codes: Sequence[str] = (),
+        known_codes: Iterable[str] = (),
+        on_topic: Iterable[int] | None = None,
     ) -> list[SentenceCheck]:
         """Check each generated sentence against the passages; citations are 1-based passage numbers.
 
         With ``query_vector``, a supported sentence must also be about the question: small models copy
-        true but irrelevant sentences from the passages.
+        true but irrelevant sentences from the passages. With ``codes`` (the codes the question names), a
+        sentence naming another code is dropped, and only passages naming the question's codes support
+        anything. With ``on_topic`` (passage numbers), only those passages may support a sentence: the
+        others are true but answer another question.
         """
         candidates = [strip_verdict(s) for s in split_sentences(clean_generated(generated))]
         candidates = [s for s in candidates if s]
@@ -142,6 +259,10 @@ class GroundingGuard:
         for v in views:
             offsets.append((pos, pos + len(v.sentences)))
             pos += len(v.sentences)
+        wanted = {c.upper() for c in codes}
+        known = {c.upper() for c in known_codes} | wanted
+        allowed = set(on_topic) if on_topic is not None else None
+        passage_codes = [set(code_mentions(f"{p.title}\n{p.text}", known=known)) for p in passages]
 
         results = []
         for sentence, svec in zip(candidates, cand_vecs, strict=True):
@@ -155,22 +276,62 @@ class GroundingGuard:
             if len(terms) < MIN_CONTENT_TERMS:
                 results.append(SentenceCheck(sentence, False, None, 0.0, 0.0, "no checkable content"))
                 continue
+            other_codes = sorted(set(code_mentions(sentence, known=known)) - wanted) if wanted else []
+            if other_codes:
+                reason = f"about code {', '.join(other_codes)}; the question asks about {', '.join(sorted(wanted))}"
+                results.append(SentenceCheck(sentence, False, None, 0.0, 0.0, reason))
+                continue
+            numbers = {k for k in keys if any(ch.isdigit() for ch in k)}
             best: SentenceCheck | None = None
             fallback_reason = "no passage supports it"
             for n, (view, (lo, hi)) in enumerate(zip(views, offsets, strict=True), start=1):
+                if wanted and not wanted & passage_codes[n - 1]:
+                    continue  # a passage about another code supports nothing said about this one
                 coverage = len(terms & view.terms) / len(terms)
-                sims = [sum(a * b for a, b in zip(svec, flat_vecs[i], strict=True)) for i in range(lo, hi)]
+                # the passage's own sentences (its label line, a heading or a pair's question, gives context only)
+                first = 1 if view.labelled else 0
+                sims = [sum(a * b for a, b in zip(svec, flat_vecs[i], strict=True)) for i in range(lo + first, hi)]
+                body = view.sentences[first:]
                 if not sims:
                     continue
-                top = max(range(len(sims)), key=sims.__getitem__)
-                similarity = sims[top]
                 if not keys <= view.terms:
                     fallback_reason = f"names {sorted(keys - view.terms)} that no passage contains"
                     continue
+                closest = max(range(len(sims)), key=sims.__getitem__)
+                top = closest
+                if numbers:
+                    # Numbers must stand together in one passage sentence, which says what the sentence says of
+                    # them: "day 23 of a 90-day supply" takes its numbers from two statements, and "urgent
+                    # requests take 72 hours" borrows the number of the standard requests' sentence.
+                    holding = [i for i in range(len(body)) if numbers <= content_terms(body[i]) | view.label_terms]
+                    if not holding:
+                        fallback_reason = "combines numbers from different statements"
+                        continue
+                    top = max(holding, key=sims.__getitem__)
+                    statement = content_terms(body[top]) | view.label_terms
+                    if len(terms & statement) / len(terms) < self.config.min_statement_coverage:
+                        fallback_reason = "says of a number what its passage says of something else"
+                        continue
+                    if swapped_numbers(sentence, body[top], body) or reordered_numbers(sentence, body[top]):
+                        fallback_reason = "attaches a number to what the passage says of another"
+                        continue
+                similarity = sims[top]
                 if coverage < self.config.min_coverage or similarity < self.config.min_similarity:
                     continue
-                if _negated(_words(sentence)) != _negated(_words(view.sentences[top])):
+                # The closest sentence (with the label when the sentence restates it: "patient not covered")
+                # must have as many negations, and so must each clause's closest passage clause.
+                # A sentence that restates the whole closest sentence (or its label) keeps its negations in
+                # number too; a partial restatement is checked clause by clause.
+                expected, restates = 0, False
+                for text in (body[closest], view.sentences[0].split(" — ")[-1] if view.labelled else ""):
+                    source = content_terms(text) - _NEGATION_TERMS
+                    if source and len(terms & source) >= self.config.min_coverage * len(source):
+                        expected, restates = expected + _negations(text), True
+                if (restates and _negations(sentence) != expected) or negation_conflict(sentence, view.sentences):
                     fallback_reason = "contradicts the passage's negation"
+                    continue
+                if allowed is not None and n not in allowed:
+                    fallback_reason = "true, but from a passage that answers another question"
                     continue
                 if best is None or similarity > best.similarity:
                     best = SentenceCheck(sentence, True, n, similarity, coverage, "supported")
@@ -182,35 +343,3 @@ class GroundingGuard:
                     )
             results.append(best or SentenceCheck(sentence, False, None, 0.0, 0.0, fallback_reason))
         return results
-
-    def extract(
-        self, query_vector: Sequence[float], passages: Sequence[Passage], limit: int = 2, keys: set[str] | None = None
-    ) -> list[tuple[str, int]]:
-        """The passage sentences closest to the question: an answer that is supported by construction.
-
-        Sentences that contain the question's key terms (``keys``: its numbers, codes and names) come first,
-        because embeddings barely distinguish "code 75" from "code 79".
-        """
-        views = self._views(passages)
-        pairs = [
-            (s, n)
-            for n, v in enumerate(views, start=1)
-            for s in v.body
-            if len(content_terms(s)) >= MIN_CONTENT_TERMS and not s.rstrip().endswith("?")
-        ]
-        if not pairs:
-            return []
-        vectors = self.embeddings.embed_documents([s for s, _ in pairs])
-        scored = []
-        for (sentence, n), vector in zip(pairs, vectors, strict=True):
-            similarity = sum(a * b for a, b in zip(query_vector, vector, strict=True))
-            has_keys = bool(keys) and keys <= content_terms(sentence)  # type: ignore[operator]
-            scored.append((has_keys, similarity, sentence, n))
-        if any(has_keys for has_keys, *_ in scored):
-            scored = [t for t in scored if t[0]]  # another code's sentence is not an answer about this one
-        scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
-        chosen: list[tuple[str, int]] = []
-        for _, similarity, sentence, n in scored:
-            if similarity >= self.config.extractive_min_similarity and all(sentence != c for c, _ in chosen):
-                chosen.append((sentence, n))
-        return chosen[:limit]

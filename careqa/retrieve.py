@@ -36,6 +36,9 @@ class Retrieval:
     query_vector: list[float]
     embed_ms: float
     retrieve_ms: float
+    #: chunk-level candidates for the reader: each section chunk, and each Q&A pair (its best chunk), found by
+    #: either search, with its cosine similarity to the whole question and its share of BM25
+    units: list[Passage] = field(default_factory=list)
 
     @property
     def best_similarity(self) -> float:
@@ -154,11 +157,18 @@ class HybridRetriever:
         self.embeddings = embeddings
         self.config = config
 
-    def retrieve(self, tenant: str, question: str, *, top_k: int | None = None) -> Retrieval:
+    def retrieve(
+        self, tenant: str, question: str, *, top_k: int | None = None, vector: Sequence[float] | None = None
+    ) -> Retrieval:
+        """The tenant's best documents and the reader's candidate units for ``question``.
+
+        ``vector``: the query vector to search with instead of the question's own embedding (the answer
+        step searches for one part of a two-part question with that part's vector blended with the whole's).
+        """
         config = self.config
         t0 = time.perf_counter()
         parts = query_parts(question, config)
-        vectors = [self.embeddings.embed_query(question)]
+        vectors = [list(vector) if vector is not None else self.embeddings.embed_query(question)]
         if len(parts) > 1:
             vectors += self.embeddings.embed_documents(parts[1:])
         vector = vectors[0]
@@ -195,8 +205,63 @@ class HybridRetriever:
             )
             for ev in ranked
         ]
+        units = self._units(tenant, vector, dense[0], lexical)
         t2 = time.perf_counter()
-        return Retrieval(passages, vector, embed_ms=(t1 - t0) * 1000, retrieve_ms=(t2 - t1) * 1000)
+        return Retrieval(passages, vector, embed_ms=(t1 - t0) * 1000, retrieve_ms=(t2 - t1) * 1000, units=units)
+
+    def _units(
+        self, tenant: str, vector: Sequence[float], dense: Sequence[Hit], lexical: Sequence[Hit]
+    ) -> list[Passage]:
+        """Every section chunk and Q&A pair among the hits, scored against the whole question.
+
+        A Q&A pair is one unit (its question and answer chunks together: the pair's answer is what is read),
+        represented by its best answer chunk; a document's sections are units of their own, since the reader
+        answers from one section, not from a whole document. Chunks only BM25 found are scored with their
+        stored vectors (the ``reader_lexical`` best of them), so no candidate lacks a similarity.
+        """
+        top_lexical = max((h.score for h in lexical), default=0.0)
+        cosine: dict[str, float] = {h.chunk.chunk_id: h.score for h in dense}
+        bm25: dict[str, float] = {}
+        chunks = {h.chunk.chunk_id: h.chunk for h in dense}
+        for hit in lexical[: self.config.reader_lexical]:
+            chunks.setdefault(hit.chunk.chunk_id, hit.chunk)
+            bm25[hit.chunk.chunk_id] = hit.score / top_lexical if top_lexical > 0 else 0.0
+        missing = [cid for cid in bm25 if cid not in cosine]
+        if missing:
+            for cid, stored in self.index.vectors(tenant, missing).items():
+                cosine[cid] = sum(a * b for a, b in zip(vector, stored, strict=True))
+        units: dict[str, Passage] = {}
+        for cid, chunk in chunks.items():
+            if cid not in cosine:
+                continue  # an inconsistent index: a chunk without a vector cannot be compared
+            key = chunk.doc_id if chunk.kind in {"question", "answer"} else cid
+            sim, lex = cosine[cid], bm25.get(cid, 0.0)
+            unit = units.get(key)
+            if unit is None:
+                unit = units[key] = Passage(
+                    doc_id=chunk.doc_id,
+                    chunk_id=cid,
+                    kind=chunk.kind,
+                    title=chunk.title,
+                    source_url=chunk.source_url,
+                    text=chunk.text,
+                    question=chunk.question,
+                    fused_score=0.0,
+                    similarity=sim,
+                    lexical=lex,
+                )
+            elif chunk.kind != "question" and (unit.kind == "question" or sim > unit.similarity):
+                # the pair is read from its best answer chunk (its question chunk only stands in until one is seen)
+                best = max(sim, unit.similarity)
+                unit = units[key] = unit.model_copy(
+                    update={"chunk_id": cid, "kind": chunk.kind, "text": chunk.text, "similarity": best}
+                )
+            else:
+                unit.similarity = max(unit.similarity, sim)
+            unit.lexical = max(unit.lexical, lex)
+            if chunk.kind == "question":
+                unit.question_similarity = max(unit.question_similarity or -1.0, sim)
+        return list(units.values())
 
 
 class KnowledgeBaseRetriever(BaseRetriever):

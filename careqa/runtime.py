@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from careqa.answer import AnswerEngine, LinkFn
-from careqa.config import ModelRef, Settings
+from careqa.config import AnswerStrategy, ModelRef, Settings
 from careqa.errors import ConfigError
 from careqa.grounding import GroundingGuard
 from careqa.index.base import ChunkIndex
@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 def _transport(ref: ModelRef, config: ModelConfig) -> Transport:
     if ref.transport == "local":
-        return local_transport(config, timeout_s=ref.timeout_s)
+        return local_transport(
+            config, timeout_s=ref.timeout_s, max_waiting=ref.queue.max_waiting, max_wait_s=ref.queue.max_wait_s
+        )
     assert ref.endpoint_name is not None
     transport = SageMakerTransport(ref.endpoint_name, region=ref.region, timeout_s=ref.timeout_s)
     if ref.inference_component:
@@ -118,15 +120,54 @@ class Runtime:
 
     @cached_property
     def engine(self) -> AnswerEngine:
-        return AnswerEngine(
-            self.settings,
-            self.retriever,
-            self.chat_model,
-            GroundingGuard(self.embeddings, self.settings.guard),
-            models={"embedding": self.embedding_config.model_id, "llm": self.llm_config.model_id},
-            base_model=self.llm_config.chat_template == "raw",
-            link=self.link,
+        return self.answer_engine()
+
+    def answer_engine(
+        self,
+        settings: Settings | None = None,
+        *,
+        answer_mode: AnswerStrategy | None = None,
+        llm: tuple[ModelConfig, EndpointChatModel] | None = None,
+    ) -> AnswerEngine:
+        """An answer engine over this runtime's index and embeddings, optionally with other settings or LLM.
+
+        ``careqa eval answers`` builds one per configuration it compares; the service uses ``engine``.
+        """
+        settings = settings or self.settings
+        llm_config, chat_model = llm or (self.llm_config, self.chat_model)
+        retriever = (
+            self.retriever
+            if settings is self.settings
+            else HybridRetriever(self.index, self.embeddings, settings.retrieval)
         )
+        return AnswerEngine(
+            settings,
+            retriever,
+            chat_model,
+            GroundingGuard(self.embeddings, settings.guard),
+            models={"embedding": self.embedding_config.model_id, "llm": llm_config.model_id},
+            base_model=llm_config.chat_template == "raw",
+            link=self.link,
+            answer_mode=answer_mode or llm_config.answer_mode,
+        )
+
+    def llm(self, config_name: str, *, endpoint_name: str | None = None) -> tuple[ModelConfig, EndpointChatModel]:
+        """Another LLM config, served locally (its stand-in) or by ``endpoint_name`` on SageMaker."""
+        ref = self.settings.models.llm.model_copy(
+            update={
+                "config": config_name,
+                "transport": "sagemaker" if endpoint_name else "local",
+                "endpoint_name": endpoint_name,
+                "follow_swaps": False,
+                "inference_component": None
+                if endpoint_name != self.settings.models.llm.endpoint_name
+                else self.settings.models.llm.inference_component,
+            }
+        )
+        config = _model_config(ref, "llm", "text-generation")
+        if ref.transport == "local" and config.local is None:
+            raise ConfigError(f"{config_name} has no local stand-in: name the SageMaker endpoint that serves it")
+        return config, EndpointChatModel.from_config(config, _transport(ref, config))
 
     def warm_up(self) -> None:
         """Load local models now rather than on the first question."""

@@ -64,6 +64,7 @@ class Passage(BaseModel):
     fused_score: float
     similarity: float = Field(description="best cosine similarity of the question to the document's chunks")
     question_similarity: float | None = Field(default=None, description="similarity to a Q&A pair's question")
+    lexical: float = Field(default=0.0, description="BM25 score divided by the best BM25 score of the question")
 
 
 class Source(BaseModel):
@@ -84,8 +85,12 @@ class AnswerSentence(BaseModel):
 class Timings(BaseModel):
     embed_ms: float = 0.0
     retrieve_ms: float = 0.0
+    read_ms: float = Field(default=0.0, description="the reader choosing what to quote (sentence embeddings included)")
     generate_ms: float = 0.0
     check_ms: float = 0.0
+    first_sentence_ms: float | None = Field(
+        default=None, description="from the question to the first sentence ready to show (none when not found)"
+    )
     total_ms: float = 0.0
 
 
@@ -121,3 +126,27 @@ class Feedback(BaseModel):
     rating: Rating
     comment: str = ""
     created_at: datetime
+
+
+class SourcesEvent(BaseModel):
+    """Streamed first: the sources the sentences will cite, numbered as the sentences cite them."""
+
+    type: Literal["sources"] = "sources"
+    sources: list[Source]
+
+
+class SentenceEvent(BaseModel):
+    """A sentence that has passed the checks, as soon as it has."""
+
+    type: Literal["sentence"] = "sentence"
+    sentence: AnswerSentence
+
+
+class DoneEvent(BaseModel):
+    """The complete answer, as ``POST /v1/ask`` returns it (citations renumbered in order of use)."""
+
+    type: Literal["done"] = "done"
+    answer: Answer
+
+
+AnswerEvent = SourcesEvent | SentenceEvent | DoneEvent

@@ -52,6 +52,12 @@ class ModelConfig(BaseModel):
     image_uris: dict[str, str] = Field(default_factory=dict, description="container image pinned per region")
     model_data_uris: dict[str, str] = Field(default_factory=dict, description="model artifact pinned per region")
     local: LocalModel | None = None
+    answer_mode: Literal["reader", "generate", "auto"] = Field(
+        default="reader",
+        description="text-generation models: who writes answers: the reader alone (no LLM call), the LLM "
+        "(guarded, the reader as fallback), or auto (the reader when it is confident, else the guarded LLM). "
+        "Set from the answer evaluation (careqa eval answers): the LLM writes only where it beats the reader.",
+    )
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ModelConfig:

@@ -20,7 +20,7 @@ class ExplodingChatModel(FakeListChatModel):
         raise AssertionError("the model must not be called")
 
 
-def engine_with(runtime, chat_model) -> AnswerEngine:
+def engine_with(runtime, chat_model, mode: str = "generate") -> AnswerEngine:
     return AnswerEngine(
         runtime.settings,
         runtime.retriever,
@@ -28,6 +28,7 @@ def engine_with(runtime, chat_model) -> AnswerEngine:
         GroundingGuard(runtime.embeddings, runtime.settings.guard),
         models={"embedding": "e", "llm": "fake"},
         base_model=True,
+        answer_mode=mode,  # type: ignore[arg-type]
     )
 
 
@@ -76,11 +77,12 @@ def test_canada_never_gets_an_invented_yes_or_no_whatever_the_model_says(runtime
     assert not any(verdict(s.text) for s in answer.sentences)
 
 
-def test_a_question_naming_something_the_knowledge_base_never_mentions_is_not_found(runtime):
-    answer = engine_with(runtime, ExplodingChatModel(responses=["never"])).ask(
+def test_a_name_the_knowledge_base_never_mentions_is_said_so_and_the_general_answer_given(runtime):
+    answer = engine_with(runtime, ExplodingChatModel(responses=["never"]), "reader").ask(
         "pharmacy", "Can the pharmacy deliver to Canada?"
     )
-    assert answer.status == "not_found"
+    assert answer.status == "answered" and "all 50 US states" in answer.text
+    assert "canada" not in answer.text.lower()
     assert answer.note == "The knowledge base does not mention Canada."
 
 
@@ -110,7 +112,7 @@ def test_unsupported_generated_sentences_are_dropped_and_counted(runtime):
 def test_when_every_generated_sentence_fails_the_answer_is_extractive_and_cited(runtime):
     model = FakeListChatModel(responses=["Orders ship by drone from the moon within an hour."])
     answer = engine_with(runtime, model).ask("pharmacy", "What happens when a package is lost in the mail?")
-    assert answer.mode in {"extractive", "not_found"}
+    assert answer.mode in {"curated", "extractive", "not_found"}  # the reader's answer instead
     assert "moon" not in answer.text
     for sentence in answer.sentences:
         assert sentence.citations
@@ -133,3 +135,145 @@ def test_unknown_tenant_is_a_clear_error(runtime):
 def test_empty_and_oversized_questions_are_refused(runtime, question, message):
     with pytest.raises(InvalidQuestionError, match=message):
         runtime.engine.ask("pharmacy", question)
+
+
+# -- the reader: the failures of the generated answers that this answer step replaced ---------------------------
+
+
+def reader_answer(runtime, question: str, tenant: str = "pharmacy"):
+    return engine_with(runtime, ExplodingChatModel(responses=["never"]), "reader").ask(tenant, question)
+
+
+def cited_urls(answer) -> list[str]:
+    return [s.url for s in answer.sources if s.cited]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["pt got reject 75 on their inhaler, what do i tell them", "75 reject", "claim came back with 75", "code 75?"],
+)
+def test_a_code_is_answered_from_its_own_place_however_it_is_written(runtime, question):
+    answer = reader_answer(runtime, question)
+    assert answer.status == "answered" and "prior authorization" in answer.text.lower()
+    assert all("75" in url for url in cited_urls(answer)), cited_urls(answer)
+    assert not re.search(r"\b(25|41|65|70|76|79|88)\b", answer.text)
+
+
+def test_code_88_is_never_answered_with_another_codes_meaning(runtime):
+    answer = reader_answer(runtime, "what does code 88 mean")
+    assert "DUR" in answer.text and "pharmacist" in answer.text
+    assert "Code 70" not in answer.text and "formulary" not in answer.text
+
+
+def test_a_code_the_knowledge_base_does_not_list_is_not_found_and_said_so(runtime):
+    answer = reader_answer(runtime, "what does code 99 mean")
+    assert answer.status == "not_found"
+    assert answer.note is not None and "does not list code 99" in answer.note
+
+
+def test_a_90_day_supply_gets_the_90_day_window(runtime):
+    answer = reader_answer(runtime, "how early can someone refill a 90 day supply?")
+    assert "68" in answer.text and "72" in answer.text
+
+
+def test_auto_refill_of_schedule_ii_is_answered_from_auto_refill_not_transfers(runtime):
+    answer = reader_answer(runtime, "can schedule II meds be put on auto-refill")
+    assert "auto-refill" in answer.text.lower() and "not eligible" in answer.text.lower()
+    assert all("auto-refill" in url for url in cited_urls(answer))
+
+
+def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):
+    answer = reader_answer(runtime, "how do I transfer a prescription from CVS")
+    assert answer.status == "answered" and "Transfers > New transfer in" in answer.text
+    assert answer.note == "The knowledge base does not mention CVS."
+
+
+def test_a_verdict_of_another_question_is_not_quoted(runtime):
+    # the pair "Can an agent override a DUR reject?" opens with "No."; asked something else, the verdict goes
+    answer = reader_answer(runtime, "pt asking why their insurance even needs a PA")
+    assert not verdict(answer.text)
+
+
+def test_a_two_part_question_is_answered_part_by_part(runtime):
+    answer = reader_answer(runtime, "how long does a PA take and who submits it")
+    assert "72 hours" in answer.text and "prescriber" in answer.text
+    assert len(cited_urls(answer)) == 2
+
+
+def test_the_reader_never_calls_the_model(runtime):
+    answer = reader_answer(runtime, "What should a patient do if a mail order package is lost?")
+    assert answer.status == "answered" and answer.timings.generate_ms == 0
+
+
+# -- auto: the reader when it is sure, the guarded model otherwise ---------------------------------------------
+
+
+def test_auto_answers_a_strongly_matching_pair_without_the_model(runtime):
+    answer = engine_with(runtime, ExplodingChatModel(responses=["never"]), "auto").ask(
+        "pharmacy", "What does rejection code 79 mean?"
+    )
+    assert answer.mode == "curated" and "refill too soon" in answer.text.lower()
+
+
+def test_auto_lets_the_model_write_when_the_reader_is_unsure_and_keeps_only_checked_sentences(runtime):
+    model = FakeListChatModel(
+        responses=["Open a lost-package case under Orders > Report a problem. The package will arrive by drone."]
+    )
+    answer = engine_with(runtime, model, "auto").ask(
+        "pharmacy", "the order says shipped but patient hasn't received it after 7 days"
+    )
+    assert "drone" not in answer.text
+    if answer.mode == "generated":
+        assert answer.dropped_sentences >= 1 and "lost-package case" in answer.text
+
+
+class BusyChatModel(FakeListChatModel):
+    def _stream(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        from endpoints.errors import ModelBusyError
+
+        raise ModelBusyError("local:llm: 8 requests are already waiting")
+
+    def _call(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        return self._stream()
+
+
+def test_a_busy_model_in_auto_mode_falls_back_to_the_reader(runtime):
+    answer = engine_with(runtime, BusyChatModel(responses=["x"]), "auto").ask(
+        "pharmacy", "the order says shipped but patient hasn't received it after 7 days"
+    )
+    assert answer.status == "answered" and answer.mode in {"curated", "extractive"}
+    assert answer.note is not None and "busy" in answer.note
+
+
+def test_a_busy_model_in_generate_mode_is_an_error_for_the_caller(runtime):
+    from endpoints.errors import ModelBusyError
+
+    with pytest.raises(ModelBusyError):
+        engine = engine_with(runtime, BusyChatModel(responses=["x"]), "generate")
+        engine.ask("pharmacy", "How do I check a PA's status?")
+
+
+# -- streaming ---------------------------------------------------------------------------------------------------
+
+
+def test_the_stream_sends_sources_then_sentences_then_the_whole_answer(runtime):
+    engine = engine_with(runtime, ExplodingChatModel(responses=["never"]), "reader")
+    events = list(engine.stream("pharmacy", "What does rejection code 75 mean?"))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and set(kinds[1:-1]) == {"sentence"}
+    final = events[-1].answer
+    assert [e.sentence.text for e in events[1:-1]] == [s.text for s in final.sentences]
+    assert [s.n for s in events[0].sources] == [s.n for s in final.sources]
+    assert final.timings.first_sentence_ms is not None and final.timings.first_sentence_ms <= final.timings.total_ms
+
+
+def test_a_not_found_stream_is_only_the_whole_answer(runtime):
+    engine = engine_with(runtime, ExplodingChatModel(responses=["never"]), "reader")
+    events = list(engine.stream("pharmacy", "What is the capital of France?"))
+    assert [e.type for e in events] == ["done"] and events[0].answer.status == "not_found"
+
+
+def test_input_errors_raise_before_any_event(runtime):
+    stream = runtime.engine.stream("pharmacy", "   ")
+    with pytest.raises(InvalidQuestionError):
+        next(stream)

@@ -86,10 +86,70 @@ def test_only_supported_sentences_survive_a_mixed_answer(guard):
     assert [c.supported for c in checks] == [True, False]
 
 
-def test_extractive_fallback_quotes_the_closest_passage_sentences(guard, embeddings):
-    query = embeddings.embed_query("How long does standard delivery take?")
-    extracted = guard.extract(query, [CODES, DELIVERY])
-    assert extracted[0] == ("Standard delivery takes 3 to 5 business days after the order ships.", 2)
+CODE_88 = passage(
+    "Code 88 is a DUR reject: the plan found a possible safety issue. Agents never override a code 88. "
+    "Route the order to the pharmacist queue.",
+    "Code 88",
+    3,
+)
+TIMELINES = passage(
+    "Standard decisions usually arrive within 72 hours after the plan has everything it needs, urgent requests "
+    "within 24 hours.",
+    "Prior authorization timelines",
+    4,
+)
+
+
+def test_a_sentence_about_another_code_never_answers_a_question_about_this_one(guard):
+    # true of code 75, and passage 2 supports it, but the question is about code 88
+    checks = guard.check(
+        "Code 75 means the plan requires a prior authorization before it pays. Route the order to the pharmacist "
+        "queue.",
+        [CODES, CODE_88],
+        codes=["88"],
+        known_codes=["75", "88"],
+    )
+    assert [c.supported for c in checks] == [False, True]
+    assert "about code 75" in checks[0].reason
+    assert checks[1].citation == 2
+
+
+def test_a_passage_about_another_code_supports_nothing_said_about_this_one(guard):
+    # the agent-queue sentence is in the code 75 passage only: for code 88 it is unsupported
+    [check] = guard.check(
+        "The agent contacts the prescriber, who submits the prior authorization request.",
+        [CODES, CODE_88],
+        codes=["88"],
+        known_codes=["75", "88"],
+    )
+    assert not check.supported
+
+
+def test_a_number_moved_to_what_the_passage_says_of_another_number_is_dropped(guard):
+    right, swapped = guard.check(
+        "Urgent requests are usually decided within 24 hours. Urgent requests are usually decided within 72 hours.",
+        [TIMELINES],
+    )
+    assert right.supported and not swapped.supported
+    assert "another" in swapped.reason
+
+
+def test_numbers_from_two_statements_are_not_combined_into_one(guard):
+    refills = passage(
+        "For a 30-day supply, that is usually day 23 or 24 after the last fill. For a 90-day supply, it is "
+        "usually between day 68 and day 72.",
+        "Refill too soon",
+        5,
+    )
+    [check] = guard.check("For a 90-day supply, a refill is usually allowed on day 23 or 24.", [refills])
+    assert not check.supported and "different statements" in check.reason
+
+
+def test_a_true_sentence_from_a_passage_off_the_topic_is_dropped(guard):
+    [check] = guard.check(
+        "Standard delivery takes 3 to 5 business days after the order ships.", [CODES, DELIVERY], on_topic={1}
+    )
+    assert not check.supported and "another question" in check.reason
 
 
 def test_verdicts_are_removed_but_the_statement_kept():

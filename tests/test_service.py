@@ -57,7 +57,15 @@ def test_ask_returns_a_cited_answer_with_models_and_timings(client):
     assert response.status_code == 200
     body = response.json()
     assert "prior authorization" in body["text"].lower()
-    assert set(body["timings"]) == {"embed_ms", "retrieve_ms", "generate_ms", "check_ms", "total_ms"}
+    assert set(body["timings"]) == {
+        "embed_ms",
+        "retrieve_ms",
+        "read_ms",
+        "generate_ms",
+        "check_ms",
+        "first_sentence_ms",
+        "total_ms",
+    }
     assert set(body["models"]) == {"embedding", "llm"}
     source = body["sources"][0]
     assert {"n", "title", "url", "snippet", "score", "doc_id"} <= set(source)
@@ -198,6 +206,8 @@ class FailingModel:
     def invoke(self, *_args, **_kwargs):
         raise self.exc
 
+    stream = invoke
+
 
 @pytest.mark.parametrize(
     "exc,status,code",
@@ -209,6 +219,7 @@ class FailingModel:
 )
 def test_model_failures_become_clear_errors_and_store_nothing(client, app, runtime, monkeypatch, exc, status, code):
     monkeypatch.setattr(runtime.engine, "chat_model", FailingModel(exc))
+    monkeypatch.setattr(runtime.engine, "answer_mode", "generate")
     before = len(list(app.state.feedback_store.export()))
     response = client.post(
         "/v1/ask", json={"question": "What happens when a package is lost in the mail?"}, headers=auth(PHARMACY_TOKEN)
@@ -221,6 +232,7 @@ def test_model_failures_become_clear_errors_and_store_nothing(client, app, runti
 def test_a_real_local_model_timeout_is_a_504(client, runtime, monkeypatch):
     container = runtime.chat_model.transport.container
     monkeypatch.setattr(container, "timeout_s", 0.0)
+    monkeypatch.setattr(runtime.engine, "answer_mode", "generate")
     response = client.post(
         "/v1/ask", json={"question": "What happens when a package is lost in the mail?"}, headers=auth(PHARMACY_TOKEN)
     )

@@ -1,0 +1,320 @@
+"""The reader: answer from the knowledge base's own words, choosing the one place that answers the question.
+
+A small model writing free text is where wrong answers come from (another code's meaning, swapped
+timelines, fluent nonsense). The reader writes nothing: it picks the Q&A pair or document section that
+answers the question, then the sentences of it that do, and quotes them with their citation. It is right
+by construction whenever it picks the right place, and it says "not found" when no place is good enough.
+
+Choosing the place (a *unit*: a Q&A pair, or one section chunk of a document):
+
+1. **Codes bind.** When the question names codes ("reject 75", "code MR"), only units that name every one
+   of them qualify (units naming some, when none names all, answer code by code). A code no unit names is
+   not in the knowledge base: "not found", whatever else is similar.
+2. **Score** = cosine similarity of question and unit (a pair's better of its question and answer) +
+   ``lexical_weight`` x its BM25 share + ``name_weight`` x the share of the question's names it contains.
+3. **Evidence bar**: the best unit must reach ``retrieval.min_evidence`` in similarity and
+   ``reader.min_score`` in score, or the answer is "not found".
+
+Choosing the sentences: a pair's answer is quoted whole when it is short (it was written as the answer);
+from a section or a long answer, the sentences closest to the question (similarity plus shared content
+words, plus the question's codes), the best one and those within ``sentence_margin`` of it, in document
+order, at most ``max_sentences``. A two-part question is read part by part.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from langchain_core.embeddings import Embeddings
+
+from careqa.config import ReaderConfig
+from careqa.grounding import MIN_CONTENT_TERMS, content_terms, passage_body, split_sentences
+from careqa.query import Query, code_mentions
+from careqa.types import Passage
+
+#: a quoted answer's leading verdict ("Yes." / "No, ...")
+_VERDICT = re.compile(r"^(?:yes|no)\b[.!,]?\s*$", re.IGNORECASE)
+
+
+#: a sentence about the document, not its subject ("This procedure covers refill requests, ..."): never an answer
+_META = re.compile(
+    r"^(?:this|the following) (?:procedure|document|page|section|guide|article|policy|chapter)\b[^.]{0,40}?"
+    r"\b(?:covers|explains|describes|lists|shows|outlines|sets out|is about|tells)\b",
+    re.IGNORECASE,
+)
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+#: how a sentence that goes on about the previous one begins
+_CONTINUATION = re.compile(r"^(?:it|its|this|that|these|those|they|then|otherwise|if so|if not|meanwhile)\b", re.I)
+
+
+@dataclass(eq=False)
+class _Item:
+    """What the reader quotes or leaves out as one: a list item (all its sentences), or one prose sentence."""
+
+    sentences: list[str]
+    paragraph: int
+    bullet: bool
+    position: int = 0
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def _items(body: str) -> list[_Item]:
+    items: list[_Item] = []
+    for paragraph, line in enumerate(body.splitlines()):
+        sentences = [s for s in split_sentences(line) if not s.rstrip().endswith(":") and not _META.match(s)]
+        if not sentences:
+            continue
+        if _BULLET.match(line):
+            items.append(_Item(sentences, paragraph, True))
+        else:
+            items.extend(_Item([s], paragraph, False) for s in sentences)
+    for position, item in enumerate(items):
+        item.position = position
+    return items
+
+
+def _continues(item: _Item, following: _Item) -> bool:
+    """Whether ``following`` goes on about what ``item`` said: a prose sentence of the same paragraph that
+    opens with a pronoun ("It ...", "This ...") or with "The <thing item named>" ("The fee is waived ...")."""
+    if item.bullet or following.bullet or following.paragraph != item.paragraph:
+        return False
+    text = following.text
+    if _CONTINUATION.match(text):
+        return True
+    match = re.match(r"^The (\w+)", text)
+    return bool(match) and content_terms(match.group(1)) <= content_terms(item.text)
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def unit_codes(unit: Passage, known: set[str]) -> set[str]:
+    """The codes a unit names (in its label, question or body)."""
+    return set(code_mentions(f"{unit.title}\n{unit.question or ''}\n{unit.text}", known=known))
+
+
+@dataclass
+class ScoredUnit:
+    unit: Passage
+    score: float
+    codes: set[str]
+
+
+@dataclass
+class Quote:
+    """Sentences of one unit, in the unit's order."""
+
+    unit: Passage
+    sentences: list[str]
+    whole: bool  # the unit's whole answer (a curated Q&A answer), not a selection
+
+
+@dataclass
+class Reading:
+    """What the reader found: the quotes (best first), or why nothing qualified."""
+
+    quotes: list[Quote] = field(default_factory=list)
+    ranked: list[ScoredUnit] = field(default_factory=list)  # every qualifying unit, best first
+    missing_codes: list[str] = field(default_factory=list)  # codes of the question no unit names
+    unmentioned: list[str] = field(default_factory=list)  # names of the question the quoted units never mention
+    best_score: float = -1.0
+    confident: bool = False  # a strong match: a pair whose question matches, or a unit far above the bar
+
+    @property
+    def found(self) -> bool:
+        return bool(self.quotes)
+
+
+class Reader:
+    """Picks the unit that answers a question and the sentences of it that do."""
+
+    def __init__(self, embeddings: Embeddings, config: ReaderConfig, *, min_evidence: float, curated_match: float):
+        self.embeddings = embeddings
+        self.config = config
+        self.min_evidence = min_evidence
+        self.curated_match = curated_match
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # -- choosing the unit ------------------------------------------------------------------------------
+
+    def rank(
+        self,
+        query: Query,
+        units: Sequence[Passage],
+        known_codes: set[str],
+        query_vector: Sequence[float] | None = None,
+    ) -> tuple[list[ScoredUnit], list[str]]:
+        """Qualifying units, best first, and the question's codes that no unit names.
+
+        With ``query_vector``, the ``rerank_units`` best are scored again with their best sentence's
+        similarity to the question: a unit that holds one sentence answering the question beats one that
+        is only about the same topic (an overview that names every topic of its document, for instance).
+        """
+        scored = [ScoredUnit(u, self._score(query, u), unit_codes(u, known_codes)) for u in units]
+        wanted = set(query.codes)
+        missing = sorted(wanted - set().union(*(s.codes for s in scored))) if wanted else []
+        if wanted:
+            complete = [s for s in scored if wanted <= s.codes]
+            scored = complete or [s for s in scored if wanted & s.codes]
+        scored.sort(key=lambda s: s.score, reverse=True)
+        # a unit with nothing but headings and sentences about its document has nothing to quote
+        scored = [s for s in scored if _items(passage_body(s.unit))]
+        if query_vector is not None and self.config.sentence_weight > 0 and scored:
+            top = scored[: self.config.rerank_units]
+            texts = [[i.text for i in _items(passage_body(s.unit))] for s in top]
+            vectors = self.embed([t for group in texts for t in group])
+            at = 0
+            for s, group in zip(top, texts, strict=True):
+                best = max((_dot(query_vector, vectors[at + k]) for k in range(len(group))), default=0.0)
+                s.score += self.config.sentence_weight * best
+                at += len(group)
+            scored = sorted(top, key=lambda s: s.score, reverse=True) + scored[len(top) :]
+        return scored, missing
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embeddings of knowledge-base sentences, remembered: the same sentences come back question after question."""
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, self.embeddings.embed_documents(missing), strict=True))
+            with self._cache_lock:
+                for text in missing:
+                    self._cache[text] = known[text]
+                while len(self._cache) > self.config.sentence_cache:
+                    self._cache.popitem(last=False)
+        return [known[t] for t in texts]
+
+    def _score(self, query: Query, unit: Passage) -> float:
+        score = unit.similarity + self.config.lexical_weight * unit.lexical
+        if query.names:
+            terms = content_terms(f"{unit.title} {unit.question or ''} {unit.text}")
+            hits = sum(1 for name in query.names if content_terms(name) <= terms)
+            score += self.config.name_weight * hits / len(query.names)
+        return score
+
+    def qualifies(self, best: ScoredUnit) -> bool:
+        return best.unit.similarity >= self.min_evidence and best.score >= self.config.min_score
+
+    # -- choosing the sentences -------------------------------------------------------------------------
+
+    def quote(
+        self,
+        query_text: str,
+        query_vector: Sequence[float],
+        scored: ScoredUnit,
+        codes: Sequence[str],
+        names: Sequence[str] = (),
+    ) -> Quote:
+        unit = scored.unit
+        items = _items(passage_body(unit))
+        is_pair = unit.kind in {"question", "answer"}
+        # "Yes." answers the pair's own question; it answers the agent's only if the two questions match
+        verdict = is_pair and items and _VERDICT.match(items[0].sentences[0])
+        if verdict and (unit.question_similarity or -1.0) < self.curated_match:
+            items[0].sentences.pop(0)
+            items = [i for i in items if i.sentences]
+        count = sum(len(i.sentences) for i in items)
+        if is_pair and count <= self.config.whole_answer_sentences:
+            return Quote(unit, [s for i in items for s in i.sentences], whole=True)
+        if not is_pair and count <= self.config.whole_section_sentences:
+            # a short section is one procedure step: quoted whole, nothing the agent needs is cut off
+            return Quote(unit, [s for i in items for s in i.sentences], whole=False)
+        candidates = [i for i in items if len(content_terms(i.text)) >= MIN_CONTENT_TERMS and not i.text.endswith("?")]
+        if not candidates:
+            return Quote(unit, [], whole=False)
+        vectors = self.embed([i.text for i in candidates])
+        question_terms = content_terms(query_text)
+        wanted = set(codes)
+        rows = []
+        for item, vector in zip(candidates, vectors, strict=True):
+            terms = content_terms(item.text)
+            overlap = len(question_terms & terms) / max(len(question_terms), 1)
+            value = _dot(query_vector, vector) + self.config.sentence_lexical_weight * overlap
+            if wanted and wanted & set(code_mentions(item.text, known=wanted)):
+                value += self.config.sentence_code_bonus
+            if any(content_terms(name) <= terms for name in names):
+                value += self.config.sentence_code_bonus
+            rows.append((value, item))
+        best = max(value for value, _ in rows)
+        ranked = sorted((r for r in rows if r[0] >= best - self.config.sentence_margin), key=lambda r: -r[0])
+        chosen: list[_Item] = []
+        for _, item in ranked:
+            if sum(len(i.sentences) for i in chosen) + len(item.sentences) > self.config.max_sentences and chosen:
+                break
+            chosen.append(item)
+        # A prose sentence that goes on about what a chosen one said ("The fee is waived ...") comes with it.
+        for item in list(chosen):
+            following = items[item.position + 1] if item.position + 1 < len(items) else None
+            if following is not None and following not in chosen and _continues(item, following):
+                chosen.append(following)
+        picked = [s for i in sorted(chosen, key=lambda i: i.position) for s in i.sentences]
+        # A section about a code often names it only in its heading: quote the heading too, so the answer
+        # says which code it is about.
+        label = unit.text.split("\n", 1)[0]
+        if wanted and not any(wanted & set(code_mentions(s, known=wanted)) for s in picked):
+            heading = label.split(" — ", 1)[-1]
+            if wanted & set(code_mentions(heading, known=wanted)):
+                picked.insert(0, heading.rstrip(".") + ".")
+        return Quote(unit, picked, whole=False)
+
+    # -- the whole reading ------------------------------------------------------------------------------
+
+    def read(
+        self,
+        query: Query,
+        parts: Sequence[tuple[str, Sequence[float], Sequence[Passage]]],
+        known_codes: set[str],
+    ) -> Reading:
+        """Read each part of a question (text, vector, candidate units) and join the quotes."""
+        reading = Reading()
+        used: set[str] = set()
+        for text, vector, units in parts:
+            part_codes = [c for c in query.codes if c in set(code_mentions(text, known=known_codes))] or list(
+                query.codes
+            )
+            part_query = Query(text=text, expanded=text, codes=tuple(part_codes), names=query.names, parts=(text,))
+            ranked, missing = self.rank(part_query, units, known_codes, vector)
+            reading.missing_codes.extend(c for c in missing if c not in reading.missing_codes)
+            if not reading.ranked:
+                reading.ranked = ranked
+            if not ranked or missing and len(part_codes) == len(missing):
+                continue
+            qualifying = [s for s in ranked if self.qualifies(s)]
+            reading.best_score = max(reading.best_score, ranked[0].score)
+            if not qualifying:
+                continue
+            best = qualifying[0]
+            if best.unit.chunk_id in used:
+                continue
+            # codes this unit does not name are answered by the best unit that does
+            chosen = [best]
+            for code in part_codes:
+                if code not in best.codes:
+                    other = next((s for s in ranked if code in s.codes and self.qualifies(s)), None)
+                    if other is not None and other not in chosen:
+                        chosen.append(other)
+            for scored in chosen:
+                if scored.unit.chunk_id in used:
+                    continue
+                quote = self.quote(text, vector, scored, part_codes, list(query.names))
+                if quote.sentences:
+                    reading.quotes.append(quote)
+                    used.add(scored.unit.chunk_id)
+            if len(parts) == 1:
+                question_match = best.unit.question_similarity or -1.0
+                reading.confident = question_match >= self.curated_match or (best.score >= self.config.confident_score)
+        if reading.quotes:
+            quoted = " ".join(f"{q.unit.title} {q.unit.question or ''} {q.unit.text}" for q in reading.quotes)
+            terms = content_terms(quoted)
+            reading.unmentioned = [name for key, name in query.names.items() if not content_terms(key) <= terms]
+        return reading

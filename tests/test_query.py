@@ -1,0 +1,86 @@
+"""Reading a question as agents type it: shorthand, the codes that bind the answer, names, parts."""
+
+import pytest
+
+from careqa.query import DEFAULT_GLOSSARY, analyse, code_mentions, expand, key_names, known_codes, split_parts
+
+PHARMACY = {**DEFAULT_GLOSSARY, "PA": "prior authorization", "prior auth": "prior authorization"}
+KB_CODES = {"25", "41", "65", "70", "75", "76", "79", "88", "MR"}
+
+
+@pytest.mark.parametrize(
+    "question,codes",
+    [
+        ("pt got reject 75 on their inhaler, what do i tell them", ["75"]),
+        ("75 reject", ["75"]),
+        ("got a 75 rejection", ["75"]),
+        ("what does code 88 mean", ["88"]),
+        ("reject code MR??", ["MR"]),
+        ("rejection code mr", ["MR"]),
+        ("what's the difference between codes 70 and MR", ["70", "MR"]),
+        ("claim rejected codes 70, MR and 88", ["70", "MR", "88"]),
+        ("got an M/I reject", ["M/I"]),
+        ("what does code 99 mean", ["99"]),
+    ],
+)
+def test_codes_next_to_a_code_word_are_found_in_any_order(question, codes):
+    assert analyse(question, PHARMACY).codes == tuple(codes)
+
+
+def test_a_bare_number_is_a_code_when_the_knowledge_base_uses_it_as_one():
+    assert analyse("claim came back with 75", PHARMACY, known_codes=KB_CODES).codes == ("75",)
+    assert analyse("claim came back with 75", PHARMACY).codes == ()
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["refill at 75 percent", "how early can someone refill a 90 day supply?", "is there a $12.95 fee", "75% used"],
+)
+def test_quantities_are_never_codes(question):
+    assert analyse(question, PHARMACY, known_codes=KB_CODES | {"90"}).codes == ()
+
+
+@pytest.mark.parametrize("question", ["claim rejected bc ins", "rejected the med", "pt's claim rejected w/ 88, can i"])
+def test_lower_case_words_after_rejected_are_not_codes(question):
+    assert set(analyse(question, PHARMACY).codes) <= {"88"}
+
+
+def test_the_knowledge_base_codes_are_read_from_its_own_wording():
+    texts = [
+        "Code 75 means prior authorization required.",
+        "What is the difference between rejection codes 70 and MR?",
+        "Send the order to the technician queue with the note 'Reject 25 - verify NPI.'",
+        "Most plans allow a refill once about 75 to 80 percent of the days supply has been used.",
+        "Call the automated line and press 1.",
+    ]
+    assert known_codes(texts) == {"75", "70", "MR", "25"}
+
+
+def test_shorthand_is_expanded_as_whole_words_in_any_case():
+    assert expand("pt's Rx needs a PA", PHARMACY) == "patient's prescription needs a prior authorization"
+    assert expand("can C-II meds auto refill", PHARMACY) == "can Schedule II medicines auto refill"
+    assert expand("the pattern of paper", PHARMACY) == "the pattern of paper"  # no expansion inside words
+
+
+def test_names_skip_the_first_word_and_glossary_abbreviations_and_keep_units():
+    assert key_names("how do I transfer a rx from CVS") == {"cvs": "CVS"}
+    assert key_names("Can the pharmacy deliver to Canada?") == {"canada": "Canada"}
+    assert key_names("needs a PA", skip=PHARMACY) == {}
+    assert key_names("not received after 7 days") == {"7 days": "7 days"}
+
+
+def test_two_part_questions_are_split_and_one_part_questions_are_not():
+    assert split_parts("how long does a prior authorization take and who submits it") == [
+        "how long does a prior authorization take",
+        "who submits it",
+    ]
+    assert split_parts("what does code 75 mean? what do i tell the patient") == [
+        "what does code 75 mean",
+        "what do i tell the patient",
+    ]
+    assert split_parts("can patients pay cash and skip insurance") == ["can patients pay cash and skip insurance"]
+
+
+def test_code_mentions_require_capitals_for_bare_letter_codes():
+    assert code_mentions("the MR reject", known={"MR"}) == ["MR"]
+    assert code_mentions("ask mr smith", known={"MR"}) == []
