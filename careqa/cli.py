@@ -223,7 +223,14 @@ def token_hash(token: Annotated[str, typer.Argument(help="the token to hash")]) 
     typer.echo(hash_token(token))
 
 
-@app.command("eval")
+eval_app = typer.Typer(
+    help="Measure retrieval (ranked documents) and answers (what the agent reads) on judged questions.",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
 def eval_retrieval(
     kb: Annotated[Path, typer.Option("--kb", help="knowledge base: a Q&A file (JSONL, CSV), a document or a folder")],
     questions: Annotated[
@@ -301,6 +308,168 @@ def eval_retrieval(
             typer.echo(text)
         else:
             Path(json_out).write_text(text + "\n", encoding="utf-8")
+
+
+@eval_app.command("answers")
+def eval_answers(
+    questions: Annotated[
+        Path,
+        typer.Option(
+            "--questions",
+            help="judged answer set, JSONL (sample_kb/README.md); with --kb, graded questions "
+            "(id, subject, message, paraphrase, relevance) as for `careqa eval retrieval`",
+        ),
+    ],
+    configs: Annotated[
+        str | None,
+        typer.Option(
+            "--configs",
+            help="comma-separated answer configurations: reader, generate, auto, each optionally with "
+            ":key=value overrides (settings paths such as reader.min_score, or llm=<model config>, "
+            "llm_endpoint=<SageMaker endpoint>)",
+        ),
+    ] = None,
+    kb: Annotated[
+        Path | None, typer.Option("--kb", help="a knowledge base to ingest as --tenant (graded questions)")
+    ] = None,
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="with --kb: the tenant it is indexed as")] = "eval",
+    forms: Annotated[str, typer.Option("--forms", help="with --kb: query forms (message, paraphrase)")] = (
+        "message,paraphrase"
+    ),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="where the evaluation index lives (default: <data_dir>/eval)"),
+    ] = None,
+    live_index: Annotated[
+        bool, typer.Option("--live-index", help="ask the configured index as it is (no ingest), e.g. on AWS")
+    ] = False,
+    guard: Annotated[
+        bool, typer.Option("--guard/--no-guard", help="also run the guard on scripted adversarial outputs")
+    ] = True,
+    with_answers: Annotated[bool, typer.Option("--answers", help="include each answer's text in the JSON")] = False,
+    deploy_config: Annotated[
+        Path | None,
+        typer.Option("--deploy-config", help="deploy config whose `careqa cost` prices give the cost per answer"),
+    ] = None,
+    profile: Annotated[str, typer.Option("--profile", help="cheap or production, for the cost")] = "cheap",
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="also write the results as JSON to PATH, or - for stdout")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Ask judged questions with each answer configuration and score what the agent would read, side by side.
+
+    Judged answer sets: correct / wrong / abstained on answerable questions, abstained / harmless / forbidden on
+    unanswerable ones, the mode mix, latency and cost per 1,000 answers; and the guard on scripted wrong
+    sentences. Graded questions (--kb): the share answered with a useful source, a wrong one, or abstained.
+    """
+    from careqa import answer_eval as ae
+    from careqa.evaluate import EvalInputError, ingest_kb, load_questions
+    from careqa.ingest import ingest_folder
+    from endpoints import load_model_config
+
+    settings = _settings(config)
+    to_stdout = json_out == "-"
+    try:
+        specs = [ae.parse_answer_config(c) for c in (configs or ",".join(ae.DEFAULT_CONFIGS)).split(",") if c.strip()]
+        if not specs:
+            raise ae.AnswerEvalError("--configs names no configuration")
+        for spec in specs:  # bad settings paths fail now, before a model loads
+            if spec.overrides:
+                ae.apply_overrides(settings, spec.overrides)
+        if profile not in {"cheap", "production"}:
+            raise ae.AnswerEvalError(f"--profile must be cheap or production, not {profile!r}")
+        problems: list[str] = []
+        if kb is not None:
+            graded = load_questions(questions)
+            if tenant not in {t.id for t in settings.tenants}:
+                from careqa.config import TenantConfig
+
+                settings = settings.model_copy(
+                    update={"tenants": [*settings.tenants, TenantConfig(id=tenant, name=tenant)]}
+                )
+        else:
+            judged, problems = ae.load_judged(questions, tenants=[t.id for t in settings.tenants])
+    except (CareQAError, EvalInputError) as exc:
+        raise _fail(exc.message, 2) from None
+    for problem in problems:
+        typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
+    if not live_index:
+        settings = settings.model_copy(
+            update={
+                "data_dir": data_dir or settings.data_dir / "eval",
+                "index": settings.index.model_copy(update={"driver": "lancedb", "path": None}),
+            }
+        )
+    runtime = _runtime(settings)
+    try:
+        if kb is not None and not live_index:
+            ingest_kb(kb, settings.data_dir, index=runtime.index, embeddings=runtime.embeddings, tenant=tenant)
+        elif not live_index:
+            for tenant_id in sorted({q.tenant for q in judged}):
+                folder = settings.tenant(tenant_id).kb_path
+                if folder is None:
+                    raise ae.AnswerEvalError(f"tenant {tenant_id!r} has no kb_path to ingest; use --live-index")
+                ingest_folder(folder, tenant_id, index=runtime.index, embeddings=runtime.embeddings, sync=True)
+        engines = [(spec, ae.engine_for(runtime, spec)) for spec in specs]
+        runtime.warm_up()  # latency is measured per answer, not per model load
+    except (CareQAError, FileNotFoundError) as exc:
+        raise _fail(getattr(exc, "message", str(exc)), 2) from None
+    except ModelInvocationError as exc:
+        raise _fail(str(exc)) from None
+
+    failures = (ModelInvocationError,)
+    if kb is not None:
+        rows = [
+            ae.run_graded(spec.name, engine.ask, graded, tenant, form.strip(), errors=failures)
+            for spec, engine in engines
+            for form in forms.split(",")
+            if form.strip()
+        ]
+        typer.echo(ae.format_graded(rows), err=to_stdout)
+        payload: dict[str, Any] = {"questions": len(graded), "results": rows}
+    else:
+        results = []
+        for spec, engine in engines:
+            score = ae.run_config(spec.name, engine.answer_mode, engine.ask, judged, errors=failures)
+            calls_llm = any(s.called_llm for s in score.per_question.values())
+            llm = runtime.llm_config if spec.llm is None else load_model_config(spec.llm)
+            try:
+                score.cost_per_1000, score.cost_basis = _answer_cost(
+                    deploy_config, profile, llm=llm.name if llm.deployable else None, calls_llm=calls_llm
+                )
+                if calls_llm and not llm.deployable:
+                    score.cost_basis += f"; quality measured with the local stand-in {llm.name}"
+            except (CareQAError, ValueError) as exc:
+                score.cost_basis = f"no cost: {exc}"
+            results.append(score)
+        typer.echo(ae.format_table(results, judged), err=to_stdout)
+        payload = ae.report(results, judged, with_answers=with_answers)
+        if problems:
+            payload["skipped"] = problems
+        if guard:
+            # the guard of the first configuration (its settings), fed what generate mode would feed it
+            first = engines[0][1]
+            tallies = ae.guard_eval(
+                runtime, judged, engine=runtime.answer_engine(first.settings, answer_mode="generate")
+            )
+            typer.echo(ae.format_guard(tallies), err=to_stdout)
+            payload["guard"] = {k: {"n": t.n, "kept": t.kept, "examples": t.examples} for k, t in tallies.items()}
+    if json_out:
+        text = json.dumps(payload, indent=2)
+        if to_stdout:
+            typer.echo(text)
+        else:
+            Path(json_out).write_text(text + "\n", encoding="utf-8")
+
+
+def _answer_cost(deploy_config: Path | None, profile: str, *, llm: str | None, calls_llm: bool) -> tuple[float, str]:
+    """Cost per 1,000 answers from `careqa cost`'s prices (see ``careqa.cost.per_1000_answers``)."""
+    from careqa.cli_cost import DEFAULT_DEPLOY_CONFIG, DEFAULT_PRICES, _load_deploy_config
+    from careqa.cost import load_prices, per_1000_answers
+
+    deploy = _load_deploy_config(deploy_config or DEFAULT_DEPLOY_CONFIG)
+    return per_1000_answers(deploy, load_prices(DEFAULT_PRICES), profile, llm=llm, calls_llm=calls_llm)
 
 
 if __name__ == "__main__":

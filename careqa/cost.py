@@ -406,3 +406,31 @@ def render(result: Estimate) -> str:
         "lines follow the config's `usage` section; `careqa cost --json` shows how each line was computed."
     )
     return "\n".join(out)
+
+
+def per_1000_answers(
+    config: DeployConfig, prices: Prices, profile: str, *, llm: str | None, calls_llm: bool
+) -> tuple[float, str]:
+    """What 1,000 answers cost under ``profile``: the month's estimate over the month's questions.
+
+    ``calls_llm=False`` (the reader alone) drops the LLM endpoint, which such a deployment does not need.
+    ``llm`` prices another deployable LLM config in the deploy config's place (a model bake-off).
+    """
+    if calls_llm and llm and llm != config.llm.config:
+        from careqa_cdk.deploy_config import parse_deploy_config
+
+        raw = config.model_dump(exclude_none=True)
+        # priced only, never deployed: a gated model's licence question does not arise, and the model's own
+        # default instance type replaces any the deploy config pinned for its LLM
+        raw["llm"] = {**raw["llm"], "config": llm, "accept_eula": True}
+        for section in ("scale_to_zero", "production"):
+            raw["llm"].get(section, {}).pop("instance_type", None)
+        config = parse_deploy_config(raw, source=f"deploy config with {llm}")
+    result = estimate(config, prices)
+    if profile in result.unavailable:
+        raise CostError(f"profile {profile} is unavailable for this deploy config: {result.unavailable[profile]}")
+    total = sum(item.monthly.get(profile, 0.0) for item in result.items if calls_llm or item.name != "LLM endpoint")
+    questions = config.usage.questions_per_month
+    llm_part = f"LLM {config.llm.config}" if calls_llm else "no LLM endpoint"
+    basis = f"{profile} profile, {llm_part}, {questions:,} questions/month, prices of {result.prices_as_of}"
+    return total / questions * 1000, basis

@@ -44,7 +44,8 @@ def files(tmp_path):
 
 
 def invoke(kb, questions, data, *extra):
-    args = ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data), "--json", "-", *extra]
+    args = ["eval", "retrieval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data)]
+    args += ["--json", "-", *extra]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -75,7 +76,7 @@ def test_a_second_run_reuses_the_index_and_the_table_names_every_configuration(f
     assert again["ingest"]["added"] == 0 and again["ingest"]["unchanged"] == 4
     kb, questions, data = files
     result = runner.invoke(
-        app, ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data), "--configs",
+        app, ["eval", "retrieval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data), "--configs",
               "bm25,default:lexical_weight=0.5", "--forms", "paraphrase"]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -85,7 +86,8 @@ def test_a_second_run_reuses_the_index_and_the_table_names_every_configuration(f
 
 def test_an_unknown_configuration_is_refused_before_anything_is_ingested(files):
     kb, questions, data = files
-    result = runner.invoke(app, ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data),
+    result = runner.invoke(app, ["eval", "retrieval", "--kb", str(kb), "--questions", str(questions),
+                                 "--data-dir", str(data),
                                  "--configs", "nope"])  # fmt: skip
     assert result.exit_code == 2
     assert "unknown retrieval configuration 'nope'" in result.output
@@ -111,7 +113,8 @@ def test_each_configuration_is_compared_with_the_baseline_question_by_question(f
 
 def test_a_baseline_that_is_not_run_is_refused_before_anything_is_ingested(files):
     kb, questions, data = files
-    result = runner.invoke(app, ["eval", "--kb", str(kb), "--questions", str(questions), "--data-dir", str(data),
+    result = runner.invoke(app, ["eval", "retrieval", "--kb", str(kb), "--questions", str(questions),
+                                 "--data-dir", str(data),
                                  "--configs", "bm25", "--baseline", "default"])  # fmt: skip
     assert result.exit_code == 2
     assert "--baseline 'default' is not one of the configurations: bm25" in result.output
