@@ -282,3 +282,85 @@ def test_a_fresh_client_without_lifespan_reports_ready_after_warm_up(settings, r
 
     with TestClient(create_app(settings, runtime=runtime, warm_up=False)) as c:
         assert c.get("/readyz").status_code == 200
+
+
+# -- streaming ---------------------------------------------------------------------------------------------------
+
+
+def sse_events(response) -> list[tuple[str, dict]]:
+    """The (event, data) pairs of a server-sent event stream."""
+    import json
+
+    events = []
+    for frame in response.text.replace("\r\n", "\n").split("\n\n"):
+        kind, data = "message", []
+        for line in frame.splitlines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+        if data:
+            events.append((kind, json.loads("\n".join(data))))
+    return events
+
+
+def test_the_answer_streams_sources_first_then_sentences_then_the_whole_answer(client, app):
+    question = "What does rejection code 75 mean?"
+    with client.stream("POST", "/v1/ask/stream", json={"question": question}, headers=auth(PHARMACY_TOKEN)) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        r.read()
+        events = sse_events(r)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and set(kinds[1:-1]) == {"sentence"}
+    answer = events[-1][1]["answer"]
+    assert [d["sentence"]["text"] for k, d in events if k == "sentence"] == [s["text"] for s in answer["sentences"]]
+    assert "prior authorization" in answer["text"].lower()
+    # the streamed answer is stored like any other: it can be rated
+    rated = client.post(
+        "/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "up"}, headers=auth(PHARMACY_TOKEN)
+    )
+    assert rated.status_code == 201
+
+
+def test_a_stream_is_tenant_scoped_and_authenticated(client):
+    assert client.post("/v1/ask/stream", json={"question": "code 75"}).status_code == 401
+    response = client.post("/v1/ask/stream", json={"question": "code 75?"}, headers=auth(CLINIC_TOKEN))
+    answer = sse_events(response)[-1][1]["answer"]
+    assert all(s["doc_id"].startswith("clinic/") for s in answer["sources"])
+
+
+def test_stream_input_errors_are_plain_json_errors(client):
+    response = client.post("/v1/ask/stream", json={"question": "  "}, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_question"
+
+
+def test_a_busy_model_is_a_503_with_retry_after_before_the_stream_starts(client, runtime, monkeypatch):
+    from endpoints.errors import ModelBusyError
+
+    monkeypatch.setattr(runtime.engine, "chat_model", FailingModel(ModelBusyError("local:llm: busy for 5s")))
+    monkeypatch.setattr(runtime.engine, "answer_mode", "generate")
+    for path in ("/v1/ask/stream", "/v1/ask"):
+        response = client.post(path, json={"question": "How do I check a PA's status?"}, headers=auth(PHARMACY_TOKEN))
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        assert response.json()["error"]["code"] == "model_busy"
+
+
+def test_a_model_failure_after_the_stream_started_is_an_error_event(client, runtime, monkeypatch):
+    class FailsMidway:
+        def stream(self, *_args, **_kwargs):
+            from langchain_core.messages import AIMessageChunk
+
+            yield AIMessageChunk(content="Open a lost-package case under Orders > Report a problem. ")
+            yield AIMessageChunk(content="The package ")
+            raise ModelTimeoutError("llm: generation exceeded 60s")
+
+    monkeypatch.setattr(runtime.engine, "chat_model", FailsMidway())
+    monkeypatch.setattr(runtime.engine, "answer_mode", "generate")
+    response = client.post(
+        "/v1/ask/stream",
+        json={"question": "What should a patient do if a mail order package is lost?"},
+        headers=auth(PHARMACY_TOKEN),
+    )
+    assert response.status_code == 200
+    kind, data = sse_events(response)[-1]
+    assert kind == "error" and data["error"]["code"] == "model_timeout"

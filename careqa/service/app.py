@@ -6,6 +6,7 @@ and timings, never question or answer text (they may hold PHI).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -18,6 +19,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,7 +30,7 @@ from careqa.errors import CareQAError
 from careqa.feedback import FeedbackStore, open_feedback_store
 from careqa.runtime import Runtime
 from careqa.sources import LinkSigner, render_source, resolve_source
-from careqa.types import Answer, Rating
+from careqa.types import Answer, AnswerEvent, DoneEvent, Rating
 from endpoints.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
 
 log = logging.getLogger("careqa.service")
@@ -76,6 +78,21 @@ Authed = Annotated[Principal, Depends(principal)]
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+#: seconds a client is asked to wait after a 503 (a busy model or endpoint)
+RETRY_AFTER_S = 5
+
+
+def _model_failure(exc: ModelInvocationError) -> tuple[int, str, str, dict[str, str] | None]:
+    """HTTP status, error code, message and headers for a model failure (the one place they are chosen)."""
+    log.warning("model failure: %s", exc.__class__.__name__)
+    if isinstance(exc, ModelTimeoutError):
+        return 504, "model_timeout", "the language model did not answer in time; please try again", None
+    if isinstance(exc, ModelThrottledError):
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return 503, "model_busy", "the model is busy; please retry shortly", headers
+    return 502, "model_error", f"the model endpoint failed: {exc}", None
 
 
 def create_app(
@@ -139,12 +156,7 @@ def create_app(
 
     @app.exception_handler(ModelInvocationError)
     async def model_error(_: Request, exc: ModelInvocationError) -> JSONResponse:
-        log.warning("model failure: %s", exc.__class__.__name__)
-        if isinstance(exc, ModelTimeoutError):
-            return _error(504, "model_timeout", "the language model did not answer in time; please try again")
-        if isinstance(exc, ModelThrottledError):
-            return _error(503, "model_busy", "the model endpoint is busy; please retry shortly", {"Retry-After": "5"})
-        return _error(502, "model_error", f"the model endpoint failed: {exc}")
+        return _error(*_model_failure(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -204,19 +216,60 @@ def create_app(
     async def ask(body: AskRequest, who: Authed) -> Answer:
         """Answer a question from the caller's tenant's knowledge base, with numbered sources."""
         answer = await run_in_threadpool(runtime.engine.ask, who.tenant, body.question)
-        await run_in_threadpool(store.record_answer, answer, question=body.question, subject=who.subject)
+        await run_in_threadpool(_record, answer, body.question, who)
+        return answer
+
+    @app.post(
+        "/v1/ask/stream",
+        tags=["agent"],
+        response_class=EventSourceResponse,
+        responses={
+            200: {
+                "description": "Server-sent events: `sources` (the sources, numbered as the sentences cite them), "
+                "`sentence` (each sentence once it has passed its checks), then `done` (the whole answer, as "
+                '`POST /v1/ask` returns it) or `error` (`{"error": {"code", "message"}}`).',
+                "content": {"text/event-stream": {}},
+            },
+            502: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+            504: {"model": ErrorResponse},
+        },
+    )
+    async def ask_stream(body: AskRequest, who: Authed) -> EventSourceResponse:
+        """The answer as it is produced. Errors before the first event are ordinary JSON errors."""
+        events = runtime.engine.stream(who.tenant, body.question)
+        first = await run_in_threadpool(next, events)  # input and model errors raise here, as for /v1/ask
+
+        async def sse() -> AsyncIterator[dict[str, str]]:
+            event: AnswerEvent | None = first
+            try:
+                while event is not None:
+                    if isinstance(event, DoneEvent):
+                        await run_in_threadpool(_record, event.answer, body.question, who)
+                    yield {"event": event.type, "data": event.model_dump_json()}
+                    event = await run_in_threadpool(next, events, None)
+            except ModelInvocationError as exc:
+                status, code, message, _ = _model_failure(exc)
+                yield {"event": "error", "data": json.dumps({"error": {"code": code, "message": message}})}
+            finally:
+                events.close()
+
+        return EventSourceResponse(sse(), ping=15)
+
+    def _record(answer: Answer, question: str, who: Principal) -> None:
+        store.record_answer(answer, question=question, subject=who.subject)
         log.info(
-            "answer id=%s tenant=%s status=%s mode=%s q_chars=%d sources=%d dropped=%d total_ms=%.0f",
+            "answer id=%s tenant=%s status=%s mode=%s q_chars=%d sources=%d dropped=%d first_ms=%s total_ms=%.0f",
             answer.answer_id,
             who.tenant,
             answer.status,
             answer.mode,
-            len(body.question),
+            len(question),
             len(answer.sources),
             answer.dropped_sentences,
+            f"{answer.timings.first_sentence_ms:.0f}" if answer.timings.first_sentence_ms is not None else "-",
             answer.timings.total_ms,
         )
-        return answer
 
     @app.post(
         "/v1/feedback",

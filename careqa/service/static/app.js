@@ -45,45 +45,33 @@
     }
   }
 
-  function renderAnswer(a) {
-    current = a;
+  function resetFeedback() {
     rating = null;
     $("thumbs-up").setAttribute("aria-pressed", "false");
     $("thumbs-down").setAttribute("aria-pressed", "false");
     $("comment").value = "";
     $("send-feedback").disabled = true;
     $("feedback-status").textContent = "";
+  }
 
-    const labels = { generated: "Answer", curated: "Curated answer", extractive: "Quoted from the knowledge base",
-                     not_found: "Not found" };
-    $("mode").textContent = labels[a.mode] || a.mode;
-    $("mode").className = "badge " + a.mode;
-    const t = a.timings;
-    $("timing").textContent = Math.round(t.total_ms) + " ms";
-
+  function appendSentence(s) {
     const answer = $("answer");
-    answer.replaceChildren();
-    if (a.status === "not_found") {
-      answer.textContent = a.text;
-    } else {
-      a.sentences.forEach((s, i) => {
-        if (i > 0) answer.append(" ");
-        answer.append(s.text + " ");
-        s.citations.forEach((n) => {
-          const link = document.createElement("a");
-          link.href = "#source-" + n;
-          link.className = "cite";
-          link.textContent = "[" + n + "]";
-          answer.append(link);
-        });
-      });
-    }
-    $("note").textContent = a.note || "";
-    $("note").hidden = !a.note;
-    $("sources-title").textContent = a.status === "not_found" ? "Closest documents" : "Sources";
+    if (answer.childNodes.length) answer.append(" ");
+    answer.append(s.text + " ");
+    s.citations.forEach((n) => {
+      const link = document.createElement("a");
+      link.href = "#source-" + n;
+      link.className = "cite";
+      link.textContent = "[" + n + "]";
+      answer.append(link);
+    });
+  }
+
+  function renderSources(sources, notFound) {
+    $("sources-title").textContent = notFound ? "Closest documents" : "Sources";
     const list = $("sources");
     list.replaceChildren();
-    a.sources.forEach((s) => {
+    sources.forEach((s) => {
       const li = document.createElement("li");
       li.id = "source-" + s.n;
       li.value = s.n;
@@ -101,7 +89,99 @@
       li.append(link, score, snippet);
       list.append(li);
     });
+  }
+
+  // A streamed answer starts here: its sources, then each sentence as it arrives (renderAnswer finishes it).
+  function startAnswer(sources) {
+    current = null;
+    resetFeedback();
+    $("feedback-form").hidden = true;
+    $("mode").textContent = "Answering…";
+    $("mode").className = "badge";
+    $("timing").textContent = "";
+    $("answer").replaceChildren();
+    $("note").hidden = true;
+    renderSources(sources, false);
     $("result").hidden = false;
+  }
+
+  function renderAnswer(a) {
+    current = a;
+    resetFeedback();
+    $("feedback-form").hidden = false;
+    const labels = { generated: "Answer", curated: "Curated answer", extractive: "Quoted from the knowledge base",
+                     not_found: "Not found" };
+    $("mode").textContent = labels[a.mode] || a.mode;
+    $("mode").className = "badge " + a.mode;
+    const t = a.timings;
+    $("timing").textContent = Math.round(t.total_ms) + " ms";
+
+    const answer = $("answer");
+    answer.replaceChildren();
+    if (a.status === "not_found") {
+      answer.textContent = a.text;
+    } else {
+      a.sentences.forEach(appendSentence);
+    }
+    $("note").textContent = a.note || "";
+    $("note").hidden = !a.note;
+    renderSources(a.sources, a.status === "not_found");
+    $("result").hidden = false;
+  }
+
+  // Server-sent events from POST /v1/ask/stream, read from the response body (EventSource cannot POST).
+  // Resolves with the final answer; rejects with err.status set for HTTP errors, or err.noStream when the
+  // browser cannot read a streamed body (the caller then asks /v1/ask instead).
+  async function askStreaming(question) {
+    const res = await fetch("/v1/ask/stream", {
+      method: "POST",
+      headers: { "Authorization": "Bearer " + token(), "Content-Type": "application/json",
+                 "Accept": "text/event-stream" },
+      body: JSON.stringify({ question }),
+    });
+    if (!res.ok) {
+      let data = null;
+      try { data = await res.json(); } catch (_) { /* non-JSON error page */ }
+      const err = new Error((data && data.error && data.error.message) || ("request failed (" + res.status + ")"));
+      err.status = res.status;
+      throw err;
+    }
+    if (!res.body || typeof res.body.getReader !== "function" || typeof TextDecoder === "undefined") {
+      const err = new Error("streaming unsupported");
+      err.noStream = true;
+      throw err;
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let final = null;
+    const handle = (frame) => {
+      let type = "message";
+      const data = [];
+      frame.split(/\r?\n/).forEach((line) => {
+        if (line.startsWith("event:")) type = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      });
+      if (!data.length) return; // a keep-alive comment
+      const payload = JSON.parse(data.join("\n"));
+      if (type === "sources") startAnswer(payload.sources);
+      else if (type === "sentence") appendSentence(payload.sentence);
+      else if (type === "done") { final = payload.answer; renderAnswer(final); }
+      else if (type === "error") throw new Error(payload.error.message);
+    };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let match;
+      while ((match = /\r?\n\r?\n/.exec(buffer)) !== null) {
+        const frame = buffer.slice(0, match.index);
+        buffer = buffer.slice(match.index + match[0].length);
+        handle(frame);
+      }
+    }
+    if (!final) throw new Error("the answer stream ended early; please ask again");
+    return final;
   }
 
   $("token-form").addEventListener("submit", (e) => {
@@ -123,7 +203,12 @@
     $("ask").disabled = true;
     $("busy").hidden = false;
     try {
-      renderAnswer(await api("/v1/ask", { question }));
+      try {
+        await askStreaming(question);
+      } catch (err) {
+        if (!err.noStream) throw err;
+        renderAnswer(await api("/v1/ask", { question })); // no streaming in this browser: the whole answer
+      }
     } catch (err) {
       showError(err.message);
       if (err.status === 401) signIn();
