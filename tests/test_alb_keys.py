@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from typing import Any
 
@@ -352,3 +353,58 @@ def test_concurrent_requests_share_a_failed_fetch_and_the_next_request_tries_aga
     with pytest.raises(KeyUnavailableError):
         cache.get(KID)
     assert calls == [KID, KID]
+
+
+def test_the_lambda_image_installs_every_package_the_key_handler_imports() -> None:
+    # The image installs a grep'd subset of requirements.txt (lambdas/Dockerfile); a package the handler's
+    # code imports outside that subset would fail only at the function's first cold start on AWS.
+    import ast
+    import importlib.util
+    import subprocess
+    import sys
+    from importlib.metadata import packages_distributions, requires
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    repo = Path(__file__).resolve().parent.parent
+    ours = ("careqa", "lambdas", "endpoints")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, lambdas.alb_key_handler; print('\\n'.join(sys.modules))"],
+        cwd=repo,
+        env={"PYTHONPATH": str(repo), "CAREQA_ALB_PUBLIC_KEY_URL": URL, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    imported: set[str] = set()  # top-level names our loaded modules import (libraries' optional imports aside)
+    for module in (m for m in loaded if m.split(".")[0] in ours):
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse(Path(spec.origin).read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - set(ours) - {"__future__"}
+    owners = packages_distributions()
+    needed = {_normal(d) for top in third_party for d in owners.get(top, [top])}
+
+    grep = re.search(r"grep -E '\^\(([^)]+)\)==", (repo / "lambdas" / "Dockerfile").read_text())
+    assert grep, "lambdas/Dockerfile selects its packages with grep -E '^(...)=='"
+    installed: set[str] = set()
+    todo = [_normal(name) for name in grep.group(1).split("|")]
+    while todo:
+        name = todo.pop()
+        if name in installed:
+            continue
+        installed.add(name)
+        needs = [Requirement(r) for r in requires(name) or []]
+        todo.extend(_normal(r.name) for r in needs if r.marker is None or r.marker.evaluate({"extra": ""}))
+    assert {"httpx", "aws-lambda-powertools"} <= needed
+    assert needed - installed == set()
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
