@@ -120,7 +120,8 @@ class HttpsKeyFetcher:
         url = self.url(kid)
         deadline = time.monotonic() + 2 * self._timeout_s
         try:
-            with self._client.stream("GET", url, timeout=self._timeout_s) as response:
+            # Redirects are refused here, whatever the client's default: a key comes from the fixed URL or not at all.
+            with self._client.stream("GET", url, timeout=self._timeout_s, follow_redirects=False) as response:
                 status = response.status_code
                 if status in (408, 429) or status >= 500:
                     raise KeyUnavailableError(f"the key endpoint answered {status}")

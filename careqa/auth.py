@@ -166,12 +166,12 @@ class AlbOidcAuthenticator:
         self._group_claim = config.group_claim
         self._load_balancer_arn = config.load_balancer_arn
         fetch = fetch_key or key_fetcher_for(config)
-        self.keys: KeyCache[ec.EllipticCurvePublicKey] = KeyCache(lambda kid: _load_es256_key(fetch(kid)))
+        self._keys: KeyCache[ec.EllipticCurvePublicKey] = KeyCache(lambda kid: _load_es256_key(fetch(kid)))
         self._clock = clock
 
     def _key(self, kid: str) -> ec.EllipticCurvePublicKey:
         try:
-            return self.keys.get(kid)
+            return self._keys.get(kid)
         except KeyNotFoundError:
             log.warning("oidc token names an unknown key kid=%s", kid)
             raise AuthError(f"the {OIDC_DATA_HEADER} token names a key the load balancer does not have") from None

@@ -67,9 +67,9 @@ def test_no_redirect_is_followed() -> None:
         seen.append(str(request.url))
         return httpx.Response(302, headers={"location": "https://attacker.example/key"})
 
-    direct = HttpsKeyFetcher(URL)  # the production client, with only its transport swapped
-    direct._client = httpx.Client(transport=httpx.MockTransport(handle), follow_redirects=False)
-    with pytest.raises(KeyUnavailableError):
+    # Even a client that follows redirects by default must not be led away from the key URL.
+    direct = HttpsKeyFetcher(URL, client=httpx.Client(transport=httpx.MockTransport(handle), follow_redirects=True))
+    with pytest.raises(KeyUnavailableError, match="302"):
         direct(KID)
     assert seen == [URL.format(kid=KID)]
 
