@@ -164,8 +164,9 @@ def serve_key_request(event: Mapping[str, Any], fetch: KeyFetcher) -> dict[str, 
 class LambdaKeyFetcher:
     """Asks the key Lambda (``serve_key_request``) for a key, through the VPC's Lambda interface endpoint.
 
-    One attempt per call, bounded by ``timeout_s`` (connect) and ``timeout_s`` plus the Lambda's own
-    fetch time (read): a failure becomes a 503 the agent's page retries, rather than a retry storm here.
+    One attempt per call, bounded by ``timeout_s`` to connect and three times that to read (a cold start
+    plus the function's own bounded fetch): a failure becomes a 503 with Retry-After for the caller to
+    retry, rather than a retry storm here.
     """
 
     def __init__(

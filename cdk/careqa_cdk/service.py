@@ -341,7 +341,7 @@ class ServiceStack(Stack):
                 "endpoint on the internet, and the VPC's service subnets must not. It receives only a key id, "
                 "fetches only that public key from a URL fixed at deploy, and has no data access (no PHI).",
                 "HIPAA.Security-LambdaDLQ": "Invoked synchronously by the service, which turns a failure into a "
-                "503 that the agent's page retries; there is no asynchronous event to keep.",
+                "503 with Retry-After for the caller; there is no asynchronous event to keep.",
                 "HIPAA.Security-LambdaConcurrency": "Invoked once per new key id per task, so its concurrency is "
                 "bounded by the task count; reserving concurrency would fail in accounts at the default limit.",
             },
