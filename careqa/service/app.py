@@ -1,4 +1,4 @@
-"""FastAPI service. Every ``/v1`` route needs a bearer token; the tenant comes from the token.
+"""FastAPI service. Every ``/v1`` route needs an identity (careqa/auth.py); the tenant comes from the identity.
 
 Errors share one JSON shape: ``{"error": {"code": "...", "message": "..."}}``. Logs carry ids, sizes
 and timings, never question or answer text (they may hold PHI).
@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from careqa import __version__
-from careqa.auth import Principal, authenticator_for
+from careqa.auth import Authenticator, Principal, authenticator_for
 from careqa.config import Settings
 from careqa.errors import CareQAError
 from careqa.feedback import FeedbackStore, open_feedback_store
@@ -83,6 +83,7 @@ def create_app(
     *,
     runtime: Runtime | None = None,
     feedback_store: FeedbackStore | None = None,
+    auth: Authenticator | None = None,
     warm_up: bool = True,
 ) -> FastAPI:
     secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else secrets.token_bytes(32)
@@ -90,7 +91,7 @@ def create_app(
     runtime = runtime or Runtime(settings, link=signer.link)
     runtime.engine.link = signer.link
     store = feedback_store or open_feedback_store(settings)
-    auth = authenticator_for(settings)
+    auth = auth or authenticator_for(settings)
     ready = threading.Event()
 
     def _warm() -> None:
@@ -114,7 +115,12 @@ def create_app(
         version=__version__,
         description="Grounded, cited answers from a tenant's knowledge base for customer-care agents.",
         lifespan=lifespan,
-        responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        responses={
+            401: {"model": ErrorResponse},
+            403: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
     )
     app.state.settings = settings
     app.state.runtime = runtime
@@ -134,8 +140,10 @@ def create_app(
 
     @app.exception_handler(CareQAError)
     async def careqa_error(_: Request, exc: CareQAError) -> JSONResponse:
-        headers = {"WWW-Authenticate": auth.challenge} if exc.http_status == 401 and auth.challenge else None
-        return _error(exc.http_status, exc.code, exc.message, headers)
+        headers = {"WWW-Authenticate": auth.challenge} if exc.http_status == 401 and auth.challenge else {}
+        if exc.retry_after_s is not None:
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return _error(exc.http_status, exc.code, exc.message, headers or None)
 
     @app.exception_handler(ModelInvocationError)
     async def model_error(_: Request, exc: ModelInvocationError) -> JSONResponse:

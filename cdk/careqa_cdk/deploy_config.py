@@ -641,12 +641,14 @@ def service_environment(
     opensearch_endpoint: str,
     feedback_table: str,
     load_balancer_arn: str,
+    key_function: str,
     llm_inference_component: str | None = None,
 ) -> dict[str, str]:
     """The container's ``CAREQA_*`` variables: exactly ``careqa.config.Settings`` fields (``__`` nests).
 
-    No bearer tokens on AWS (``identities`` is empty): the load balancer authenticates agents with OIDC and
-    ``auth.alb_oidc.identities`` maps their subject or groups to a tenant. Feedback goes to the DynamoDB
+    No bearer tokens on AWS (``identities`` is empty): the load balancer authenticates agents with OIDC, the
+    service verifies its signed token (against ``load_balancer_arn``, with keys fetched by ``key_function``)
+    and ``auth.alb_oidc.identities`` maps their subject or groups to a tenant. Feedback goes to the DynamoDB
     table, the index is the OpenSearch domain. ``tests/cdk/test_service_settings.py`` loads this environment,
     as synthesized, into ``Settings``, so a misspelt name or a bad value fails a test, not a deploy.
     """
@@ -663,6 +665,7 @@ def service_environment(
         "CAREQA_AUTH__ALB_OIDC__IDENTITIES": json.dumps(identity_map(config)),
         "CAREQA_AUTH__ALB_OIDC__GROUP_CLAIM": config.auth.oidc.group_claim,
         "CAREQA_AUTH__ALB_OIDC__LOAD_BALANCER_ARN": load_balancer_arn,
+        "CAREQA_AUTH__ALB_OIDC__KEY_FUNCTION": key_function,
         "CAREQA_FEEDBACK__DRIVER": "dynamodb",
         "CAREQA_FEEDBACK__TABLE": feedback_table,
         "CAREQA_FEEDBACK__REGION": config.env.region,

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from careqa.auth import AlbOidcAuthenticator, authenticator_for
+from careqa.alb_keys import LambdaKeyFetcher
+from careqa.auth import AlbOidcAuthenticator, authenticator_for, key_fetcher_for
 from careqa.config import Settings, load_settings
 from careqa.feedback import DynamoDBFeedbackStore, open_feedback_store
 
@@ -27,7 +28,8 @@ ALB_ARN = "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/
 DOMAIN_HOST = "vpc-careqa-kb-abc123.us-east-1.es.amazonaws.com"
 TABLE = "Careqa-Data-Feedback0123"
 #: what each CloudFormation reference in the environment stands for, by a word in the referenced name
-STUBS = {"Alb": ALB_ARN, "Feedback": TABLE, "Domain": DOMAIN_HOST}
+KEY_FUNCTION = "Careqa-Service-KeyFunction0123"
+STUBS = {"Alb": ALB_ARN, "Feedback": TABLE, "Domain": DOMAIN_HOST, "KeyFunction": KEY_FUNCTION}
 
 
 def resolve(value: Any) -> str:
@@ -113,12 +115,15 @@ def test_the_service_environment_loads_into_valid_settings_for_aws(synth: Synth,
     assert settings.identities == []  # no bearer tokens, and so no published demo token, on AWS
     assert settings.auth.mode == "alb-oidc" and settings.auth.alb_oidc is not None
     assert settings.auth.alb_oidc.load_balancer_arn == ALB_ARN
+    assert settings.auth.alb_oidc.key_function == KEY_FUNCTION
+    assert settings.auth.alb_oidc.key_url_template == "https://public-keys.auth.elb.us-east-1.amazonaws.com/{kid}"
     assert {(i.claim, i.value, i.tenant) for i in settings.auth.alb_oidc.identities} == {
         ("group", "northwind-care-agents", "pharmacy"),
         ("sub", "00u1northwindsupervisor", "pharmacy"),
         ("group", "lakeside-front-desk", "clinic"),
     }
     assert isinstance(authenticator_for(settings), AlbOidcAuthenticator)
+    assert isinstance(key_fetcher_for(settings.auth.alb_oidc), LambdaKeyFetcher)
     assert (settings.feedback.driver, settings.feedback.table, settings.feedback.region) == (
         "dynamodb",
         TABLE,
