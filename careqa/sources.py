@@ -142,7 +142,7 @@ class S3SourceStore:
     the service's task role has ``s3:ListBucket`` limited to its tenants' prefixes beside ``s3:GetObject``.
     """
 
-    def __init__(self, bucket: str, *, tenants: frozenset[str] | set[str], max_bytes: int, client: Any = None) -> None:
+    def __init__(self, bucket: str, *, tenants: frozenset[str] | set[str], max_bytes: int, client: Any) -> None:
         self.bucket = bucket
         self.tenants = frozenset(tenants)
         self.max_bytes = max_bytes
@@ -170,7 +170,9 @@ class S3SourceStore:
             if code in _MISSING:
                 raise NotFoundError(_NOT_FOUND) from None
             log.warning("source store: GetObject failed for tenant=%s path_chars=%d: %s", tenant, len(path), code)
-            raise SourceStoreError("the knowledge-base store could not be read; please try again later") from None
+            raise SourceStoreError(
+                "the knowledge-base store could not be read; try again, and tell your administrator if it persists"
+            ) from None
         except BotoCoreError as exc:
             log.warning("source store: S3 unreachable for tenant=%s: %s", tenant, type(exc).__name__)
             raise SourceStoreError("the knowledge-base store could not be reached; please try again later") from None
