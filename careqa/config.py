@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from careqa.alb_keys import arn_partition_region, check_url_template, public_key_url
 from careqa.errors import ConfigError, UnknownTenantError
+from careqa.knowledge import MAX_FILE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config" / "local.yaml"
@@ -236,6 +237,35 @@ class FeedbackConfig(_Strict):
         return self
 
 
+class SourcesConfig(_Strict):
+    """Where ``GET /sources/...`` reads the knowledge-base files it renders (``careqa/sources.py``)."""
+
+    driver: Literal["local", "s3"] = Field(
+        default="local",
+        description="local: each tenant's kb_path; s3: the knowledge-base bucket, objects under <tenant>/<path>",
+    )
+    bucket: str | None = Field(
+        default=None,
+        validate_default=True,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="s3: the knowledge-base bucket's name (required)",
+    )
+    region: str | None = Field(default=None, description="s3: the bucket's region (default: the SDK's)")
+    max_bytes: int = Field(
+        default=MAX_FILE_BYTES,
+        gt=0,
+        le=MAX_FILE_BYTES,
+        description="the largest document rendered (default and ceiling: the largest file ingestion accepts)",
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="s3: connect and read timeout of one attempt")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_for_s3(cls, value: str | None, info: Any) -> str | None:
+        _required_when(not value and info.data.get("driver") == "s3", "driver is s3")
+        return value
+
+
 class OidcIdentityConfig(_Strict):
     """An OIDC subject (``sub``) or group, as the load balancer's identity provider names it, and its tenant."""
 
@@ -324,6 +354,7 @@ class Settings(BaseSettings):
     guard: GuardConfig = GuardConfig()
     limits: LimitsConfig = LimitsConfig()
     feedback: FeedbackConfig = FeedbackConfig()
+    sources: SourcesConfig = SourcesConfig()
     auth: AuthConfig = AuthConfig()
 
     @classmethod

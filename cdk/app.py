@@ -155,6 +155,7 @@ def build_stacks(app: cdk.App, config: DeployConfig, active_models: dict[str, st
             kms_key=data.key,
             access_logs_bucket=data.access_logs,
             feedback_table=data.feedback_table,
+            kb_bucket=data.kb_bucket,
             link_secret_arn=data.link_secret.secret_arn,
             domain_endpoint=data.domain.domain_endpoint,
             domain_security_group=data.domain_security_group,

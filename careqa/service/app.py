@@ -27,7 +27,7 @@ from careqa.config import Settings
 from careqa.errors import CareQAError
 from careqa.feedback import FeedbackStore, open_feedback_store
 from careqa.runtime import Runtime
-from careqa.sources import LinkSigner, render_source, resolve_source
+from careqa.sources import LinkSigner, SourceStore, open_source_store, render_source
 from careqa.types import Answer, Rating
 from endpoints.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
 
@@ -83,6 +83,7 @@ def create_app(
     *,
     runtime: Runtime | None = None,
     feedback_store: FeedbackStore | None = None,
+    source_store: SourceStore | None = None,
     auth: Authenticator | None = None,
     warm_up: bool = True,
 ) -> FastAPI:
@@ -91,6 +92,7 @@ def create_app(
     runtime = runtime or Runtime(settings, link=signer.link)
     runtime.engine.link = signer.link
     store = feedback_store or open_feedback_store(settings)
+    sources = source_store or open_source_store(settings)
     auth = auth or authenticator_for(settings)
     ready = threading.Event()
 
@@ -251,10 +253,7 @@ def create_app(
     @app.get("/sources/{tenant}/{path:path}", include_in_schema=False)
     def source(tenant: str, path: str, exp: int, sig: str) -> HTMLResponse:
         signer.verify(tenant, path, exp, sig)
-        kb_root = settings.tenant(tenant).kb_path
-        if kb_root is None:
-            raise StarletteHTTPException(404, "this tenant has no local knowledge-base folder")
-        _, page_html = render_source(resolve_source(kb_root, path))
+        _, page_html = render_source(path, sources.read(tenant, path))
         return HTMLResponse(
             page_html,
             headers={

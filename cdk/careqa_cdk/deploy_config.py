@@ -640,6 +640,7 @@ def service_environment(
     llm: ModelConfig,
     opensearch_endpoint: str,
     feedback_table: str,
+    kb_bucket: str,
     load_balancer_arn: str,
     key_function: str,
     llm_inference_component: str | None = None,
@@ -649,7 +650,8 @@ def service_environment(
     No bearer tokens on AWS (``identities`` is empty): the load balancer authenticates agents with OIDC, the
     service verifies its signed token (against ``load_balancer_arn``, with keys fetched by ``key_function``)
     and ``auth.alb_oidc.identities`` maps their subject or groups to a tenant. Feedback goes to the DynamoDB
-    table, the index is the OpenSearch domain. ``tests/cdk/test_service_settings.py`` loads this environment,
+    table, the index is the OpenSearch domain, and source links open documents from the knowledge-base
+    bucket (the task has no knowledge-base folder). ``tests/cdk/test_service_settings.py`` loads this environment,
     as synthesized, into ``Settings``, so a misspelt name or a bad value fails a test, not a deploy.
     """
     llm_ref = _model_ref(config, llm, config.llm_endpoint_name, 120.0)
@@ -669,6 +671,9 @@ def service_environment(
         "CAREQA_FEEDBACK__DRIVER": "dynamodb",
         "CAREQA_FEEDBACK__TABLE": feedback_table,
         "CAREQA_FEEDBACK__REGION": config.env.region,
+        "CAREQA_SOURCES__DRIVER": "s3",
+        "CAREQA_SOURCES__BUCKET": kb_bucket,
+        "CAREQA_SOURCES__REGION": config.env.region,
         **index_environment(config, opensearch_endpoint=opensearch_endpoint),
         "CAREQA_DATA_DIR": "/tmp/careqa",
         "CAREQA_LOG_LEVEL": "INFO",

@@ -27,7 +27,8 @@ Secrets Manager, ECR and CloudWatch through interface endpoints and S3/DynamoDB 
 
 The task role is least privilege: invoke the two endpoints, ``es:ESHttpGet/Post`` on the ``careqa-*``
 index paths of the domain, put/get items of the feedback table, read ``/careqa/*`` parameters (the swap
-tool's live-model records), invoke the key Lambda. Logs go to KMS-encrypted groups;
+tool's live-model records), invoke the key Lambda, and read the knowledge-base objects under its own
+tenants' prefixes (the documents behind source links). Logs go to KMS-encrypted groups;
 the application logs ids, sizes and timings, never questions or answers.
 """
 
@@ -69,6 +70,7 @@ class ServiceProps:
     kms_key: kms.IKey
     access_logs_bucket: s3.IBucket
     feedback_table: dynamodb.ITable
+    kb_bucket: s3.IBucket
     link_secret_arn: str
     domain_endpoint: str
     domain_security_group: ec2.ISecurityGroup
@@ -199,6 +201,7 @@ class ServiceStack(Stack):
             llm=props.llm.props.model,
             opensearch_endpoint=f"https://{props.domain_endpoint}",
             feedback_table=props.feedback_table.table_name,
+            kb_bucket=props.kb_bucket.bucket_name,
             load_balancer_arn=self.load_balancer.load_balancer_arn,
             key_function=self.key_function.function_name,
             llm_inference_component=props.llm.inference_component_name,
@@ -404,13 +407,46 @@ class ServiceStack(Stack):
                 conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{config.env.region}.amazonaws.com"}},
             )
         )
+        self._grant_knowledge_base(role, props)
         suppress(
             role,
             {
-                "AwsSolutions-IAM5": "Wildcards sit only below fixed prefixes: the careqa-* index paths of one domain "
-                "and the parameters under /careqa/ (the swap tool's live-model records).",
+                "AwsSolutions-IAM5": "Wildcards sit only below fixed prefixes: the careqa-* index paths of one domain, "
+                "the parameters under /careqa/ (the swap tool's live-model records) and each "
+                "tenant's knowledge-base prefix (<tenant>/*).",
                 "HIPAA.Security-IAMNoInlinePolicy": INLINE_POLICY_REASON,
             },
             children=True,
         )
         return role
+
+    def _grant_knowledge_base(self, role: iam.Role, props: ServiceProps) -> None:
+        """Read access to the documents behind source links: each tenant's prefix of the bucket, nothing else."""
+        tenants = props.config.tenants
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadKnowledgeBase",
+                actions=["s3:GetObject"],
+                resources=[props.kb_bucket.arn_for_objects(f"{t.kb_prefix}*") for t in tenants],
+            )
+        )
+        # S3 answers GetObject on a missing key with 403 unless the caller may list it; listing limited to the
+        # same prefixes turns a deleted document into the service's 404 instead of a 5xx.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListKnowledgeBase",
+                actions=["s3:ListBucket"],
+                resources=[props.kb_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{t.kb_prefix}*" for t in tenants]}},
+            )
+        )
+        key = props.kb_bucket.encryption_key
+        if key is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="KnowledgeBaseKeyViaS3",
+                    actions=["kms:Decrypt"],
+                    resources=[key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{props.config.env.region}.amazonaws.com"}},
+                )
+            )

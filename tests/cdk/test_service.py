@@ -185,7 +185,97 @@ def test_task_role_writes_feedback_and_reads_live_model_records_only(synth: Synt
     assert "Feedback" in json.dumps(statements["Feedback"]["Resource"])
     assert statements["LiveModelRecords"]["Action"] == "ssm:GetParameter"
     assert ":parameter/careqa/*" in json.dumps(statements["LiveModelRecords"]["Resource"])
-    assert not any(str(s.get("Action", "")).startswith("s3:") for s in statements.values())
+    s3_actions = {(sid, json.dumps(s["Action"])) for sid, s in statements.items() if "s3:" in json.dumps(s["Action"])}
+    assert s3_actions == {("ReadKnowledgeBase", '"s3:GetObject"'), ("ListKnowledgeBase", '"s3:ListBucket"')}
+
+
+def _tenant_objects(tenant: str) -> dict[str, Any]:
+    """``<knowledge-base bucket ARN>/<tenant>/*``, the bucket's ARN imported from the data stack."""
+    bucket_arn = Match.object_like({"Fn::ImportValue": Match.string_like_regexp("KnowledgeBase.*Arn")})
+    return {"Fn::Join": ["", [bucket_arn, f"/{tenant}/*"]]}
+
+
+def test_task_role_reads_knowledge_base_objects_only_under_its_tenants_prefixes(synth: Synth) -> None:
+    synth.templates["service"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("^TaskRole")}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Sid": "ReadKnowledgeBase",
+                            "Effect": "Allow",
+                            "Action": "s3:GetObject",
+                            "Resource": [_tenant_objects("pharmacy"), _tenant_objects("clinic")],
+                        },
+                        {
+                            "Sid": "ListKnowledgeBase",
+                            "Effect": "Allow",
+                            "Action": "s3:ListBucket",
+                            "Resource": {"Fn::ImportValue": Match.string_like_regexp("KnowledgeBase.*Arn")},
+                            "Condition": {"StringLike": {"s3:prefix": ["pharmacy/*", "clinic/*"]}},
+                        },
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_task_role_decrypts_the_knowledge_base_key_only_through_s3(synth: Synth) -> None:
+    synth.templates["service"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("^TaskRole")}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Sid": "KnowledgeBaseKeyViaS3",
+                            "Effect": "Allow",
+                            "Action": "kms:Decrypt",
+                            "Resource": {"Fn::ImportValue": Match.string_like_regexp("DataKey.*Arn")},
+                            "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+                        }
+                    ]
+                )
+            },
+        },
+    )
+    # the bucket is encrypted with that key (the data stack's), so the grant is the one S3 needs to decrypt
+    synth.templates["data"].has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like(
+                        {
+                            "ServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": {"Fn::GetAtt": [Match.string_like_regexp("^DataKey"), "Arn"]},
+                            }
+                        }
+                    )
+                ]
+            },
+            "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+        },
+    )
+
+
+def test_task_role_can_write_or_delete_no_knowledge_base_object(synth: Synth) -> None:
+    actions = json.dumps([s["Action"] for s in _task_role_statements(synth)])
+    for verb in ("s3:Put", "s3:Delete", "s3:*", "s3:GetObjectVersion"):
+        assert verb not in actions
+
+
+def test_service_reads_source_documents_from_the_knowledge_base_bucket(synth: Synth) -> None:
+    environment = _environment(synth)
+    assert environment["CAREQA_SOURCES__DRIVER"] == "s3"
+    assert environment["CAREQA_SOURCES__REGION"] == "us-east-1"
+    bucket = environment["CAREQA_SOURCES__BUCKET"]
+    assert list(bucket) == ["Fn::ImportValue"] and "RefKnowledgeBase" in bucket["Fn::ImportValue"]
 
 
 # -- the load balancer's public keys ------------------------------------------------------------------------------
