@@ -395,13 +395,13 @@ class Outcome:
 def deployable_configs(names: Iterable[str], configs_dir: Path | None = None) -> list[tuple[Path, ModelConfig]]:
     """The named configs (all deployable ones if none are named) with their file paths."""
     directory = configs_dir or CONFIGS_DIR
-    chosen = list(names) or available_models(directory)
+    named = list(names)
     found: list[tuple[Path, ModelConfig]] = []
-    for name in chosen:
+    for name in named or available_models(directory):
         config = load_model_config(name, directory)
         path = Path(name) if Path(name).suffix in {".yaml", ".yml"} else directory / f"{name}.yaml"
         if not config.deployable:
-            if list(names):
+            if named:
                 raise PinError(
                     f"{config.name} is a local-only stand-in (deployable: false): JumpStart has no spec for it"
                 )
