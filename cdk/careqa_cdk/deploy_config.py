@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -567,6 +568,43 @@ def resolve_model(config: DeployConfig, field: Literal["embedding", "llm"], acti
         f"{entry.config}. Swap with 'careqa models swap' (or update the record) to change it."
     )
     return ResolvedModel(live, "active-record", note)
+
+
+#: CDK context key that lets the production profile deploy model configs whose pins no source has confirmed
+ALLOW_UNVERIFIED_PINS_CONTEXT = "allow_unverified_pins"
+
+
+def parse_allow_unverified(value: Any) -> bool:
+    """The ``allow_unverified_pins`` context value: ``-c allow_unverified_pins=true`` arrives as text."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise DeployConfigError(f"context {ALLOW_UNVERIFIED_PINS_CONTEXT}: expected true or false, got {value!r}")
+
+
+def check_model_pins(config: DeployConfig, models: Sequence[ModelConfig], *, allow_unverified: bool) -> list[str]:
+    """A warning per model config whose pins are unverified; for production, refuse them unless allowed.
+
+    A pin nobody checked against JumpStart may name an image, artifact or environment the model does not
+    run with, and that shows only after a deploy's endpoints fail their health checks. The cheap profile
+    (pilots) deploys with the warning; production needs the risk taken on explicitly.
+    """
+    unverified = {m.name: m.unverified_pins() for m in models if m.unverified_pins()}
+    warnings = [
+        f"{name}: pins not verified against JumpStart: {', '.join(pins)} (its pins: block says where each came "
+        "from; `careqa models verify` checks them, `careqa models refresh` rewrites them)"
+        for name, pins in unverified.items()
+    ]
+    if unverified and config.profile == "production" and not allow_unverified:
+        raise DeployConfigError(
+            f"profile production: model configs with unverified pins: {', '.join(unverified)}. Verify them "
+            "(`careqa models verify`, `careqa models refresh` on a machine with AWS credentials), or deploy "
+            f"anyway with -c {ALLOW_UNVERIFIED_PINS_CONTEXT}=true"
+        )
+    return warnings
 
 
 @dataclass(frozen=True)
