@@ -15,7 +15,6 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from alb_tokens import AlbKey, KeyServer
 from botocore.exceptions import ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
@@ -28,6 +27,7 @@ from careqa.alb_keys import (
     LambdaKeyFetcher,
     serve_key_request,
 )
+from tests.alb_tokens import AlbKey, KeyServer
 
 KID = "0b9c7a8e-1d2f-4a3b-9c8d-7e6f5a4b3c2d"
 URL = "https://public-keys.auth.elb.us-east-1.amazonaws.com/{kid}"

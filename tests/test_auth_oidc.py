@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from alb_tokens import ALB_ARN, KEY_URL, NOW, AlbKey, KeyServer, alb_token, oidc_headers, unsigned_token
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
@@ -31,6 +30,7 @@ from careqa.config import AlbOidcConfig, Settings, load_settings
 from careqa.errors import ConfigError
 from careqa.service.app import create_app
 from careqa.types import Feedback
+from tests.alb_tokens import ALB_ARN, KEY_URL, NOW, AlbKey, KeyServer, alb_token, oidc_headers, unsigned_token
 
 TENANTS = [{"id": "pharmacy", "name": "Northwind Pharmacy"}, {"id": "clinic", "name": "Lakeside Family Clinic"}]
 IDENTITIES = [
