@@ -5,38 +5,66 @@ Two modes (``auth.mode``):
 * ``bearer`` (the default, local runs): ``Authorization: Bearer <token>``, tokens listed as SHA-256.
 * ``alb-oidc`` (AWS): the internal load balancer's authenticate-oidc action has logged the agent in at
   the organisation's identity provider and forwards ``x-amzn-oidc-identity`` (the subject) and
-  ``x-amzn-oidc-data`` (a token with the user's claims, signed by the load balancer). The subject, or
+  ``x-amzn-oidc-data`` (a JWT with the user's claims, signed by the load balancer). The subject, or
   one of the groups in the claims, is mapped to a tenant by ``auth.alb_oidc.identities``.
 
-The service trusts those headers because of where it runs, not because it checks the load balancer's
-signature: the tasks' security group admits only the load balancer, every listener rule authenticates
-before it forwards, and the load balancer sets the ``x-amzn-oidc-*`` headers itself on what it forwards.
-Verifying the ES256 signature would need the load balancer's public key, which AWS publishes per key id
-at a regional internet URL; the tasks have no route to the internet (and no VPC endpoint serves those
-keys), so the check would either fail closed on every request or need the key copied in by hand at each
-rotation. What the service does check: both headers are present, the claims decode, the token has not
-expired, its subject is the identity header's, and (when ``load_balancer_arn`` is set) its signer is
-this deployment's load balancer. See cdk/README.md, "Authentication".
+In ``alb-oidc`` mode the headers are believed only once the token is verified the way AWS documents it
+(ELB user guide, "User claims encoding and signature verification"), so that nothing else inside the VPC
+can claim to be an agent by setting headers:
+
+1. both headers are present and the token's header names ``alg: ES256`` (``none``, HMAC and every other
+   algorithm are refused before any key is looked up);
+2. the header's ``signer`` is exactly this deployment's load balancer ARN (``auth.alb_oidc.load_balancer_arn``);
+3. the signature verifies with the public key the header's ``kid`` names, fetched from the endpoint where
+   AWS publishes the load balancer keys of the ARN's region (careqa/alb_keys.py; on AWS through a small
+   Lambda, since the tasks have no internet route) and cached by key id;
+4. the token has not expired: the header's ``exp`` (always set by the load balancer) and the claims'
+   ``exp`` when present, with ``CLOCK_SKEW_S`` of leeway;
+5. the claims' ``sub`` is the ``x-amzn-oidc-identity`` header.
+
+Any failure is a 401. A key that cannot be fetched (endpoint unreachable, slow or failing) is a 503 with
+``Retry-After``: the identity may well be genuine, it just cannot be checked now.
+
+The JOSE work (segment decoding, including the padding ALB tokens carry; ES256 signature checking;
+algorithm pinning) is PyJWT's, with ``cryptography`` underneath: signature verification is not code to
+write by hand. See cdk/README.md, "Authentication", for the network side.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import ipaddress
-import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from careqa.alb_keys import (
+    KEY_ID,
+    HttpsKeyFetcher,
+    KeyCache,
+    KeyFetcher,
+    KeyNotFoundError,
+    KeyUnavailableError,
+    LambdaKeyFetcher,
+)
 from careqa.config import AlbOidcConfig, IdentityConfig, Settings
 from careqa.errors import CareQAError
+
+log = logging.getLogger("careqa.auth")
 
 #: the headers the load balancer's authenticate-oidc action adds to every forwarded request
 OIDC_IDENTITY_HEADER = "x-amzn-oidc-identity"
 OIDC_DATA_HEADER = "x-amzn-oidc-data"
+#: leeway for the expiry checks: the load balancer and the tasks keep time with the same NTP service
+CLOCK_SKEW_S = 30
+#: what a client should wait before retrying when the signing key cannot be fetched
+KEY_RETRY_AFTER_S = 5
 
 
 class AuthError(CareQAError):
@@ -51,6 +79,14 @@ class ForbiddenError(CareQAError):
 
     code = "forbidden"
     http_status = 403
+
+
+class AuthUnavailableError(CareQAError):
+    """The load balancer's signing key cannot be fetched now, so no identity can be verified: 503."""
+
+    code = "auth_unavailable"
+    http_status = 503
+    retry_after_s = KEY_RETRY_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -90,37 +126,103 @@ class TokenAuthenticator:
         return principal
 
 
-def _decode_segment(segment: str) -> dict[str, Any]:
-    value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
-    return value
+def _load_es256_key(pem: str) -> ec.EllipticCurvePublicKey:
+    """A P-256 public key from the endpoint's PEM; anything else means the endpoint answered wrongly."""
+    try:
+        key = load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise KeyUnavailableError("the key endpoint's answer is not a PEM public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise KeyUnavailableError("the key endpoint's key is not a P-256 key")
+    return key
+
+
+def key_fetcher_for(config: AlbOidcConfig) -> KeyFetcher:
+    """The configured way to fetch the load balancer's public keys: through the key Lambda, or directly."""
+    if config.key_function:
+        return LambdaKeyFetcher(config.key_function, region=config.region, timeout_s=config.key_fetch_timeout_s)
+    return HttpsKeyFetcher(config.key_url_template, timeout_s=config.key_fetch_timeout_s)
+
+
+def _expiry(value: Any) -> float | None:
+    # bool is an int to Python, never a time to us
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class AlbOidcAuthenticator:
-    """Maps the load balancer's authenticated OIDC subject or groups to a tenant (``auth.mode: alb-oidc``)."""
+    """Verifies the load balancer's signed OIDC token and maps its subject or groups to a tenant."""
 
     challenge: str | None = None  # the load balancer runs the login; the service only answers 401
 
-    def __init__(self, config: AlbOidcConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: AlbOidcConfig,
+        *,
+        fetch_key: KeyFetcher | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._subjects = {i.value: i.tenant for i in config.identities if i.claim == "sub"}
         self._groups = {i.value: i.tenant for i in config.identities if i.claim == "group"}
         self._group_claim = config.group_claim
         self._load_balancer_arn = config.load_balancer_arn
+        fetch = fetch_key or key_fetcher_for(config)
+        self._keys: KeyCache[ec.EllipticCurvePublicKey] = KeyCache(lambda kid: _load_es256_key(fetch(kid)))
         self._clock = clock
 
-    def _claims(self, subject: str, token: str) -> dict[str, Any]:
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise AuthError(f"the {OIDC_DATA_HEADER} header is not a signed token")
+    def _key(self, kid: str) -> ec.EllipticCurvePublicKey:
         try:
-            header, claims = _decode_segment(parts[0]), _decode_segment(parts[1])
-        except (ValueError, binascii.Error):
-            raise AuthError(f"the {OIDC_DATA_HEADER} header cannot be decoded") from None
-        if self._load_balancer_arn and header.get("signer") != self._load_balancer_arn:
+            return self._keys.get(kid)
+        except KeyNotFoundError:
+            log.warning("oidc token names an unknown key kid=%s", kid)
+            raise AuthError(f"the {OIDC_DATA_HEADER} token names a key the load balancer does not have") from None
+        except KeyUnavailableError as exc:
+            log.warning("load balancer key kid=%s unavailable: %s", kid, exc)
+            raise AuthUnavailableError(
+                "your sign-in cannot be checked right now (the load balancer's key is unreachable); try again shortly"
+            ) from None
+
+    def _claims(self, subject: str, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise AuthError(f"the {OIDC_DATA_HEADER} header is not a signed token") from None
+        if header.get("alg") != "ES256":
+            raise AuthError(f"the {OIDC_DATA_HEADER} token must be signed with ES256")
+        if header.get("signer") != self._load_balancer_arn:
             raise AuthError(f"the {OIDC_DATA_HEADER} token was not issued by this deployment's load balancer")
-        expires = claims.get("exp")
-        if not isinstance(expires, int | float) or expires <= self._clock():
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not KEY_ID.match(kid):
+            raise AuthError(f"the {OIDC_DATA_HEADER} token names no valid key id")
+        key = self._key(kid)
+        try:
+            # Expiry is checked below against the injected clock, in the header as well as the claims; the
+            # audience is this load balancer's client, which the signer check above already pins.
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["ES256"],
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "require": ["sub"],
+                },
+            )
+        except jwt.InvalidSignatureError:
+            log.warning("oidc token with a bad signature kid=%s", kid)
+            raise AuthError(f"the {OIDC_DATA_HEADER} token's signature does not verify") from None
+        except jwt.InvalidTokenError:
+            raise AuthError(f"the {OIDC_DATA_HEADER} token cannot be decoded") from None
+        now = self._clock()
+        header_exp = _expiry(header.get("exp"))
+        if header_exp is None:
+            raise AuthError(f"the {OIDC_DATA_HEADER} token carries no expiry")
+        claims_exp = _expiry(claims.get("exp")) if "exp" in claims else header_exp
+        if claims_exp is None:
+            raise AuthError(f"the {OIDC_DATA_HEADER} token's expiry is not a time")
+        if min(header_exp, claims_exp) + CLOCK_SKEW_S <= now:
             raise AuthError("the login session has expired; reload the page to sign in again")
         if claims.get("sub") != subject:
             raise AuthError(f"the {OIDC_IDENTITY_HEADER} header and the token's subject differ")

@@ -1,16 +1,21 @@
-"""``careqa models``: list the models live on CareQA's SageMaker endpoints, and swap one safely.
+"""``careqa models``: list the models live on CareQA's SageMaker endpoints, swap one safely, and check
+the model configs' pins against JumpStart.
 
-The commands are thin: they build boto3 clients, call ``careqa.models_admin`` and turn its errors into
-exit codes (0 done, 1 swap failed and rolled back, 2 refused before any change, 3 rollback failed: the
-endpoint needs a person). ``build_app`` takes the client factory and the sleep function so tests run the
-real commands against moto without waiting.
+The commands are thin: they build boto3 clients, call ``careqa.models_admin`` (or
+``careqa.jumpstart_pins``) and turn its errors into exit codes. ``swap``: 0 done, 1 swap failed and rolled
+back, 2 refused before any change, 3 rollback failed: the endpoint needs a person. ``verify``: 0 every pin
+matches JumpStart, 1 drift, 2 a lookup failed. ``refresh``: 0 written (or nothing to write), 2 a lookup or
+edit failed. ``build_app`` takes the client factory, the sleep function and the SDK loader, so tests run
+the real commands against moto and recorded JumpStart specs without waiting or a network.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -28,6 +33,13 @@ WaitOpt = Annotated[int, typer.Option("--wait-minutes", help="give up (and roll 
 AlarmOpt = Annotated[list[str] | None, typer.Option("--alarm", help="CloudWatch alarm that rolls back (repeatable)")]
 InstanceTypeOpt = Annotated[str | None, typer.Option("--instance-type", help="override the config's instance type")]
 InstanceCountOpt = Annotated[int | None, typer.Option("--instance-count", help="override the instance count")]
+ConfigsArg = Annotated[
+    list[str] | None, typer.Argument(help="model configs (jumpstart_configs/ names or YAML paths); default: all")
+]
+PinRegionsOpt = Annotated[
+    list[str] | None, typer.Option("--region", help="region to resolve (repeatable; default: the regions pinned)")
+]
+ConfigsDirOpt = Annotated[Path | None, typer.Option("--configs-dir", help="folder of model configs")]
 
 
 class Traffic(StrEnum):
@@ -58,12 +70,21 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def jumpstart_sdk() -> Any:
+    """The SageMaker SDK's JumpStart lookups (imported here: the SDK is slow to import and not needed elsewhere)."""
+    from careqa.jumpstart_pins import load_sdk
+
+    return load_sdk()
+
+
 def build_app(
     client: ClientFactory = boto3_client,
     sleep: Callable[[float], None] = time.sleep,
     default_region: Callable[[], str | None] = configured_region,
+    sdk: Callable[[], Any] = jumpstart_sdk,
+    today: Callable[[], Any] = lambda: datetime.now(UTC).date(),
 ) -> typer.Typer:
-    """The ``models`` command group, over the given AWS client factory and sleep function."""
+    """The ``models`` command group, over the given AWS client factory, sleep function and JumpStart SDK."""
     app = typer.Typer(
         help="Models on SageMaker endpoints: see what is live, swap with canary and rollback.", no_args_is_help=True
     )
@@ -186,6 +207,67 @@ def build_app(
             typer.echo(f"pruned: {', '.join(result.pruned)}")
         for warning in result.warnings:
             typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+
+    def pinned_configs(configs: list[str] | None, configs_dir: Path | None) -> tuple[Any, list[Any]]:
+        from careqa.jumpstart_pins import SDK_MISSING, PinError, deployable_configs
+        from endpoints.errors import ModelConfigError
+
+        try:
+            chosen = deployable_configs(configs or [], configs_dir)
+        except (ModelConfigError, PinError) as exc:
+            raise _fail(str(exc), EXIT_REFUSED) from None
+        try:
+            return sdk(), chosen
+        except ImportError:
+            raise _fail(SDK_MISSING, EXIT_REFUSED) from None
+
+    @app.command("verify")
+    def verify(configs: ConfigsArg = None, region: PinRegionsOpt = None, configs_dir: ConfigsDirOpt = None) -> None:
+        """Compare each config's pins with JumpStart's spec (needs AWS credentials); exit 1 on any drift."""
+        from careqa.jumpstart_pins import verify_configs
+
+        loaded, chosen = pinned_configs(configs, configs_dir)
+        outcome = verify_configs(loaded, chosen, region or ())
+        for _path, config in chosen:
+            name = config.name
+            if name in outcome.errors:
+                typer.secho(f"{name}: error: {outcome.errors[name]}", fg=typer.colors.RED, err=True)
+            elif outcome.drifts[name]:
+                typer.echo(f"{name} {config.model_version}: {len(outcome.drifts[name])} pinned field(s) differ")
+                for drift in outcome.drifts[name]:
+                    typer.echo(f"  {drift}")
+            else:
+                typer.echo(f"{name} {config.model_version}: pins match JumpStart")
+        if outcome.errors:
+            raise typer.Exit(EXIT_REFUSED)
+        if not outcome.ok:
+            raise typer.Exit(EXIT_FAILED)
+
+    @app.command("refresh")
+    def refresh(
+        configs: ConfigsArg = None,
+        region: PinRegionsOpt = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="print a diff per file; write nothing")] = False,
+        configs_dir: ConfigsDirOpt = None,
+    ) -> None:
+        """Write JumpStart's image, artifact, environment and instance type into each config (needs AWS
+        credentials), and mark those pins verified today."""
+        from careqa.jumpstart_pins import refresh_configs
+
+        loaded, chosen = pinned_configs(configs, configs_dir)
+        outcome = refresh_configs(loaded, chosen, region or (), today=today(), dry_run=dry_run)
+        for _path, config in chosen:
+            name = config.name
+            if name in outcome.errors:
+                typer.secho(f"{name}: error: {outcome.errors[name]}", fg=typer.colors.RED, err=True)
+            elif name not in outcome.changed:
+                typer.echo(f"{name}: pins unchanged")
+            elif dry_run:
+                typer.echo(outcome.changed[name], nl=False)
+            else:
+                typer.echo(f"{name}: pins updated")
+        if outcome.errors:
+            raise typer.Exit(EXIT_REFUSED)
 
     return app
 

@@ -14,7 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from careqa.alb_keys import arn_partition_region, check_url_template, public_key_url
 from careqa.errors import ConfigError, UnknownTenantError
+from careqa.knowledge import MAX_FILE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config" / "local.yaml"
@@ -310,6 +312,35 @@ class FeedbackConfig(_Strict):
         return self
 
 
+class SourcesConfig(_Strict):
+    """Where ``GET /sources/...`` reads the knowledge-base files it renders (``careqa/sources.py``)."""
+
+    driver: Literal["local", "s3"] = Field(
+        default="local",
+        description="local: each tenant's kb_path; s3: the knowledge-base bucket, objects under <tenant>/<path>",
+    )
+    bucket: str | None = Field(
+        default=None,
+        validate_default=True,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="s3: the knowledge-base bucket's name (required)",
+    )
+    region: str | None = Field(default=None, description="s3: the bucket's region (default: the SDK's)")
+    max_bytes: int = Field(
+        default=MAX_FILE_BYTES,
+        gt=0,
+        le=MAX_FILE_BYTES,
+        description="the largest document rendered (default and ceiling: the largest file ingestion accepts)",
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="s3: connect and read timeout of one attempt")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_for_s3(cls, value: str | None, info: Any) -> str | None:
+        _required_when(not value and info.data.get("driver") == "s3", "driver is s3")
+        return value
+
+
 class OidcIdentityConfig(_Strict):
     """An OIDC subject (``sub``) or group, as the load balancer's identity provider names it, and its tenant."""
 
@@ -319,15 +350,53 @@ class OidcIdentityConfig(_Strict):
 
 
 class AlbOidcConfig(_Strict):
-    """Agents authenticated by the load balancer's authenticate-oidc action (see cdk/README.md, "Authentication")."""
+    """Agents authenticated by the load balancer's authenticate-oidc action (see cdk/README.md, "Authentication").
+
+    The service verifies the load balancer's signed ``x-amzn-oidc-data`` token (careqa/auth.py): the
+    load balancer's ARN is what the token is checked against, and its region and partition say where
+    the signing keys are published.
+    """
 
     identities: list[OidcIdentityConfig] = Field(min_length=1)
     group_claim: str = Field(default="groups", min_length=1, description="the user claim that lists groups")
-    load_balancer_arn: str | None = Field(
-        default=None,
+    load_balancer_arn: str = Field(
         pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/.+$",
-        description="when set, the x-amzn-oidc-data token's signer must be this load balancer",
+        description="the load balancer that signs the x-amzn-oidc-data token (its 'signer' header must be this)",
     )
+    public_key_url: str | None = Field(
+        default=None,
+        description="where the load balancer's public keys are, with {kid}; derived from the ARN's region for "
+        "the partitions AWS documents (commercial, GovCloud); required for others",
+    )
+    key_function: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a Lambda function (name or ARN) that fetches the public keys for the service, which has no "
+        "internet route on AWS; unset: the service fetches them itself over HTTPS",
+    )
+    key_fetch_timeout_s: float = Field(
+        default=3.0, gt=0, le=10, description="bound on each public-key fetch; a fetch that fails answers 503"
+    )
+
+    @field_validator("public_key_url")
+    @classmethod
+    def _key_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url_template(value)
+
+    @model_validator(mode="after")
+    def _documented_partition(self) -> AlbOidcConfig:
+        if self.public_key_url is None:
+            public_key_url(*arn_partition_region(self.load_balancer_arn))  # raises for undocumented partitions
+        return self
+
+    @property
+    def key_url_template(self) -> str:
+        """The configured key URL, else AWS's published one for the load balancer's region."""
+        return self.public_key_url or public_key_url(*arn_partition_region(self.load_balancer_arn))
+
+    @property
+    def region(self) -> str:
+        return arn_partition_region(self.load_balancer_arn)[1]
 
 
 class AuthConfig(_Strict):
@@ -361,6 +430,7 @@ class Settings(BaseSettings):
     guard: GuardConfig = GuardConfig()
     limits: LimitsConfig = LimitsConfig()
     feedback: FeedbackConfig = FeedbackConfig()
+    sources: SourcesConfig = SourcesConfig()
     auth: AuthConfig = AuthConfig()
 
     @classmethod

@@ -35,6 +35,9 @@ BYTES_PER_QUESTION = 12_000  # question, passages and answer through the endpoin
 BYTES_PER_FEEDBACK_ITEM = 6_000  # an answer as served, stored for its rating
 EMBEDDING_CALLS_PER_FILE = 2
 INGEST_SECONDS_PER_FILE = 20
+#: key Lambda: each task fetches a load balancer key once per key id; a new id a day is a generous bound
+KEY_FETCHES_PER_TASK_PER_MONTH = 31
+KEY_FETCH_SECONDS = 2  # a cold start and one small HTTPS GET
 
 
 class CostError(CareQAError):
@@ -140,7 +143,7 @@ class Estimate:
 
 def _profile_lines(config: DeployConfig, prices: Prices, profile: str) -> list[tuple[str, str, float, str]]:
     """(category, name, USD per month, basis) for one profile."""
-    from careqa_cdk.names import INTERFACE_ENDPOINTS, KMS_KEYS, SECRETS
+    from careqa_cdk.names import INTERFACE_ENDPOINTS, KEY_FUNCTION_MEMORY_MB, KMS_KEYS, SECRETS
 
     hours = prices.hours_per_month
     usage = config.usage
@@ -251,6 +254,17 @@ def _profile_lines(config: DeployConfig, prices: Prices, profile: str) -> list[t
             "Application Load Balancer",
             hours * (prices.alb["hour"] + usage.alb_average_lcu * prices.alb["lcu_hour"]),
             f"{hours:g} h + {usage.alb_average_lcu:g} LCU average",
+        )
+    )
+    key_fetches = tasks.max_tasks * KEY_FETCHES_PER_TASK_PER_MONTH
+    key_gb_s = key_fetches * KEY_FETCH_SECONDS * KEY_FUNCTION_MEMORY_MB / 1024
+    lines.append(
+        (
+            "service",
+            "load balancer key Lambda",
+            key_fetches / 1e6 * prices.lambda_["request_million"] + key_gb_s * prices.lambda_["gb_second"],
+            f"{key_fetches} fetches (up to {tasks.max_tasks} tasks x a new key a day) x {KEY_FETCH_SECONDS} s x "
+            f"{KEY_FUNCTION_MEMORY_MB} MB; its interface endpoint is counted under network",
         )
     )
 

@@ -4,6 +4,8 @@
 class CareQAError(Exception):
     code = "error"
     http_status = 500
+    #: for errors a client should retry (a 503): the seconds to wait, sent as Retry-After
+    retry_after_s: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -409,7 +409,7 @@ def container_definition(target: ModelConfig, region: str, *, accept_eula: bool)
     if data is None:
         raise ModelConfigError(
             f"{target.name}: no model_data_uris pin for region {region!r} (pinned: {sorted(target.model_data_uris)}); "
-            "run scripts/refresh_jumpstart_pins.py on a machine with network access"
+            "run `careqa models refresh --region <region>` on a machine with AWS credentials"
         )
     if data.endswith("/"):
         # Current JumpStart artifacts are uncompressed S3 prefixes; gated ones need the licence accepted here.

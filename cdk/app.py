@@ -5,6 +5,7 @@
     npx cdk deploy --all -c config=config/deploy.mine.yaml
     npx cdk synth -c config=... -c profile=production
     npx cdk deploy --all -c config=... -c 'careqa:activeModels={"careqa-llm": "huggingface-llm-mistral-7b-instruct"}'
+    npx cdk deploy --all -c config=... -c profile=production -c allow_unverified_pins=true
 
 This is the only place that reads files, CDK context or environment variables; the stacks and
 constructs get values. Synth makes no AWS calls: the model images and weights are pinned in
@@ -30,11 +31,14 @@ import aws_cdk as cdk  # noqa: E402
 from careqa_cdk.data import DataProps, DataStack  # noqa: E402
 from careqa_cdk.deploy_config import (  # noqa: E402
     ACTIVE_MODELS_CONTEXT,
+    ALLOW_UNVERIFIED_PINS_CONTEXT,
     DeployConfig,
     DeployConfigError,
     artifact_sources,
+    check_model_pins,
     load_deploy_config,
     parse_active_models,
+    parse_allow_unverified,
     resolve_model,
 )
 from careqa_cdk.ingestion import IngestionProps, IngestionStack  # noqa: E402
@@ -155,6 +159,7 @@ def build_stacks(app: cdk.App, config: DeployConfig, active_models: dict[str, st
             kms_key=data.key,
             access_logs_bucket=data.access_logs,
             feedback_table=data.feedback_table,
+            kb_bucket=data.kb_bucket,
             link_secret_arn=data.link_secret.secret_arn,
             domain_endpoint=data.domain.domain_endpoint,
             domain_security_group=data.domain_security_group,
@@ -212,6 +217,10 @@ def build_app(
         _config_path(str(app.node.try_get_context("config") or DEFAULT_CONFIG)), overrides=overrides
     )
     active = parse_active_models(app.node.try_get_context(ACTIVE_MODELS_CONTEXT))
+    deployed = [resolve_model(config, field, active).config for field in ("embedding", "llm")]
+    allow = parse_allow_unverified(app.node.try_get_context(ALLOW_UNVERIFIED_PINS_CONTEXT))
+    for warning in check_model_pins(config, deployed, allow_unverified=allow):
+        print(f"warning: {warning}", file=sys.stderr)
     stacks = build_stacks(app, config, active)
     if nag:
         add_nag_packs(app, reports=nag_reports)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from endpoints.containers import ContainerFamily
 from endpoints.errors import ModelResponseError, StreamingNotSupportedError
 from endpoints.streaming import iter_events, pseudo_tokens, sse_done, sse_event
 
@@ -62,6 +63,8 @@ def _dumps(payload: Any) -> bytes:
 
 class EmbeddingCodec(ABC):
     task: ClassVar[str] = "embedding"
+    #: the container families whose servers read this request and write this response (endpoints/containers.py)
+    families: ClassVar[frozenset[ContainerFamily]] = frozenset()
     content_type: ClassVar[str] = JSON
     accept: ClassVar[str] = JSON
 
@@ -91,6 +94,8 @@ class EmbeddingCodec(ABC):
 class TextInputsEmbeddingCodec(EmbeddingCodec):
     """JumpStart Hugging Face text-embedding containers: ``{"text_inputs": [...]}`` → ``{"embedding": [...]}``."""
 
+    families = frozenset({"hf-pytorch-inference"})
+
     def encode_request(self, texts: list[str]) -> bytes:
         return _dumps({"text_inputs": texts})
 
@@ -114,8 +119,27 @@ class TextInputsEmbeddingCodec(EmbeddingCodec):
         return _dumps({"embedding": vectors})
 
 
+class SentenceSimilarityEmbeddingCodec(TextInputsEmbeddingCodec):
+    """JumpStart sentence-similarity models (1.x, Hugging Face inference scripts).
+
+    Their script serves several modes from one endpoint (embeddings, nearest neighbours of a trained
+    corpus), so the request names one: ``{"text_inputs": [...], "mode": "embedding"}`` → ``{"embedding": [...]}``.
+    """
+
+    def encode_request(self, texts: list[str]) -> bytes:
+        return _dumps({"text_inputs": texts, "mode": "embedding"})
+
+    def decode_request(self, body: bytes) -> list[str]:
+        payload = _load_json(body, "embedding request")
+        if not isinstance(payload, dict) or payload.get("mode") != "embedding":
+            raise ValueError("'mode' must be 'embedding'")
+        return super().decode_request(body)
+
+
 class TeiEmbeddingCodec(EmbeddingCodec):
     """Text Embeddings Inference (TEI) containers: ``{"inputs": [...]}`` → ``[[...], ...]``."""
+
+    families = frozenset({"tei"})
 
     def encode_request(self, texts: list[str]) -> bytes:
         return _dumps({"inputs": texts, "truncate": True})
@@ -140,6 +164,8 @@ class TeiEmbeddingCodec(EmbeddingCodec):
 
 class GenerationCodec(ABC):
     task: ClassVar[str] = "text-generation"
+    #: the container families whose servers read this request and write this response (endpoints/containers.py)
+    families: ClassVar[frozenset[ContainerFamily]] = frozenset()
     content_type: ClassVar[str] = JSON
     accept: ClassVar[str] = JSON
     #: whether the format carries chat messages (otherwise a rendered prompt)
@@ -190,9 +216,13 @@ class TgiCodec(GenerationCodec):
 
     Streamed, TGI writes one server-sent event per token, ``data:{"token": {"text", "special"}, ...}``
     (LMI writes the same objects as JSON lines); the last event also carries the whole ``generated_text``,
-    which is ignored here so that text is never counted twice.
+    which is ignored here so that text is never counted twice. Not streamed, TGI answers with a list of
+    one object and LMI with the object itself; both are read. Only TGI is listed as a family: LMI's
+    handlers take ``stop_sequences`` where TGI takes ``stop`` (djl-serving's lmi_input_output_schema.md), so
+    LMI models are called with the ``messages`` format, which both containers read alike.
     """
 
+    families = frozenset({"tgi"})
     supports_streaming = True
 
     def encode_request(self, request: GenerationRequest) -> bytes:
@@ -281,7 +311,10 @@ class TgiCodec(GenerationCodec):
 
 
 class Text2TextCodec(GenerationCodec):
-    """JumpStart text2text (Flan-T5 family): ``{"text_inputs", ...}`` → ``{"generated_texts": [...]}``."""
+    """JumpStart text2text 1.x (Flan-T5 on the Hugging Face inference scripts): ``{"text_inputs", ...}`` →
+    ``{"generated_texts": [...]}``. Their 2.x versions run on TGI and take the ``tgi`` format instead."""
+
+    families = frozenset({"hf-pytorch-inference"})
 
     def encode_request(self, request: GenerationRequest) -> bytes:
         payload: dict[str, Any] = {"text_inputs": request.prompt, "max_length": request.max_new_tokens}
@@ -317,9 +350,10 @@ class MessagesCodec(GenerationCodec):
 
     Streamed, each server-sent event is a ``chat.completion.chunk`` whose ``choices[0].delta.content``
     holds the next piece of text (absent in the first, role-only chunk and in the final one), and the
-    stream ends with ``data: [DONE]``.
+    stream ends with ``data: [DONE]`` (LMI writes the same chunks as JSON lines).
     """
 
+    families = frozenset({"tgi", "lmi"})
     takes_messages = True
     supports_streaming = True
 
@@ -415,6 +449,7 @@ class MessagesCodec(GenerationCodec):
 #: payload_format name (as written in jumpstart_configs/*.yaml) → codec class
 CODECS: dict[str, type[EmbeddingCodec] | type[GenerationCodec]] = {
     "text_inputs_embedding": TextInputsEmbeddingCodec,
+    "sentence_similarity_embedding": SentenceSimilarityEmbeddingCodec,
     "tei_embedding": TeiEmbeddingCodec,
     "tgi": TgiCodec,
     "text2text": Text2TextCodec,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from endpoints.containers import ContainerFamily, family_of_image
 from endpoints.errors import ModelConfigError, UnknownModelError
 
 CONFIGS_DIR = Path(
@@ -25,6 +27,38 @@ class LocalModel(BaseModel):
     package: str = Field(description="importable module that ships the weights")
     context_length: int = Field(default=2048, gt=0)
     threads: int | None = Field(default=None, gt=0)
+
+
+class Container(BaseModel):
+    """The serving container a deployable config runs on, as the SageMaker SDK's image URI config names it.
+
+    ``framework`` and ``version`` (plus ``base_framework_version`` for the ``huggingface`` framework) are the
+    arguments of ``sagemaker.core.image_uris.retrieve``: a test resolves them from the SDK's bundled config,
+    offline, and requires every pinned ``image_uris`` entry to be that published image.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: ContainerFamily = Field(description="which payload formats can work: endpoints/containers.py")
+    framework: str = Field(description="the SDK's image URI config name, e.g. huggingface-llm, djl-lmi")
+    version: str = Field(description="framework version in that config, e.g. 2.4.0")
+    base_framework_version: str | None = Field(default=None, description="huggingface only, e.g. pytorch1.13.1")
+
+
+#: the pins a deployable config records the provenance of (``pins:`` in jumpstart_configs/*.yaml)
+PinName = Literal[
+    "model_version", "container", "image_uris", "model_data_uris", "environment", "instance_types", "payload_format"
+]
+PIN_NAMES: tuple[str, ...] = get_args(PinName)
+
+
+class PinRecord(BaseModel):
+    """Where one pin was taken from and when it was last checked against that source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    verified: date | Literal["never"] = Field(description="the day a source showed this value, or never")
+    source: str = Field(min_length=1, description="what was read: repository@commit path, document, command")
 
 
 class ModelConfig(BaseModel):
@@ -52,6 +86,8 @@ class ModelConfig(BaseModel):
     image_uris: dict[str, str] = Field(default_factory=dict, description="container image pinned per region")
     model_data_uris: dict[str, str] = Field(default_factory=dict, description="model artifact pinned per region")
     local: LocalModel | None = None
+    container: Container | None = Field(default=None, description="required for deployable models")
+    pins: dict[PinName, PinRecord] = Field(default_factory=dict, description="provenance of each pin")
     answer_mode: Literal["reader", "generate", "auto"] = Field(
         default="reader",
         description="text-generation models: who writes answers: the reader alone (no LLM call), the LLM "
@@ -75,7 +111,32 @@ class ModelConfig(BaseModel):
                 raise ValueError("default_instance_type: required for deployable models")
             if not self.image_uris:
                 raise ValueError("image_uris: a deployable model needs its container image pinned per region")
+            if self.container is None:
+                raise ValueError("container: a deployable model names its container (family, framework, version)")
+        if self.container is not None:
+            self._check_container(self.container, codec.families)
         return self
+
+    def _check_container(self, container: Container, speaks: frozenset[str]) -> None:
+        """The payload format must be one the container reads, and every pinned image must be of that family."""
+        if container.family not in speaks:
+            raise ValueError(
+                f"container.family: a {container.family} container does not read payload_format "
+                f"{self.payload_format!r} (that format is served by: {', '.join(sorted(speaks))})"
+            )
+        for region, uri in sorted(self.image_uris.items()):
+            found = family_of_image(uri)
+            if found != container.family:
+                raise ValueError(
+                    f"image_uris.{region}: {uri} is {'a ' + found if found else 'not a known'} container image, "
+                    f"container.family is {container.family}"
+                )
+
+    def unverified_pins(self) -> list[str]:
+        """Pins of a deployable config that no source has confirmed (missing or ``verified: never``)."""
+        if not self.deployable:
+            return []
+        return [name for name in PIN_NAMES if name not in self.pins or self.pins[name].verified == "never"]
 
     def image_uri(self, region: str) -> str:
         """The pinned container image for a region, or a clear error naming the missing pin."""
@@ -84,7 +145,7 @@ class ModelConfig(BaseModel):
         except KeyError:
             raise ModelConfigError(
                 f"{self.name}: no image_uris pin for region {region!r} (pinned: {sorted(self.image_uris)}); "
-                "run scripts/refresh_jumpstart_pins.py on a machine with network access"
+                "run `careqa models refresh --region <region>` on a machine with AWS credentials"
             ) from None
 
 

@@ -6,12 +6,16 @@ receives batches of those messages. For each object it reconciles the index with
 state in S3 (download it and ingest it; or, if it is gone, forget its documents), so messages that
 arrive twice or out of order still converge.
 
-The handler is thin: it parses the event into ``ObjectEvent`` values, calls ``careqa.ingest.ingest_file`` or
-``forget_file`` (the write path ``careqa ingest`` runs, one file at a time) and shapes the response. Each SQS
+The handler is thin: it parses each message body with powertools' typed event classes
+(``S3EventBridgeNotificationEvent``, ``S3Event``) into ``ObjectEvent`` values, calls ``careqa.ingest.ingest_file``
+or ``forget_file`` (the write path ``careqa ingest`` runs, one file at a time) and shapes the response. Each SQS
 message succeeds or fails on its own (powertools ``BatchProcessor``, partial batch responses): a file with
 rejected lines is still indexed for its good lines, but its message is reported in ``batchItemFailures`` so
-that it is retried and finally lands in the dead-letter queue, where the DLQ alarm shows it to a person.
-Logs carry keys, counts and timings, never file content.
+that it is retried and finally lands in the dead-letter queue, where the DLQ alarm shows it to a person; the
+reason is logged with the message id. Logs carry keys, counts and timings, never file content.
+
+Object keys arrive encoded differently by each source; ``parse_object_events`` says how each is read.
+Real events of both kinds, as AWS documents them, are the fixtures in ``tests/events/``.
 
 Dependencies (index, embeddings, S3 client, known tenants) come from a factory, built once per
 container: by default from the ``CAREQA_*`` variables the ingestion stack sets, which are the service's own
@@ -34,6 +38,8 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent, S3EventRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from langchain_core.embeddings import Embeddings
@@ -54,13 +60,25 @@ class IngestRejectedError(Exception):
     """A file had rejected lines or could not be placed: its message must be reported as failed."""
 
 
+class UnrecognisedMessageError(ValueError):
+    """A message body that is not an S3 event this handler knows, or one that lacks a field it needs."""
+
+
 @dataclass(frozen=True)
 class ObjectEvent:
-    """One S3 object change, from either an EventBridge event or an S3 notification record."""
+    """One S3 object change, from an EventBridge S3 event or an S3 event notification record.
+
+    ``keys`` are the readings of the object key to reconcile (``parse_object_events`` says why there can be
+    two); ``key`` is the first.
+    """
 
     bucket: str
-    key: str
+    keys: tuple[str, ...]
     action: Literal["created", "deleted"]
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
 
 
 @dataclass(frozen=True)
@@ -164,31 +182,56 @@ def dependencies() -> IngestDependencies:
 
 
 def parse_object_events(body: str) -> list[ObjectEvent]:
-    """The object changes in one SQS message body: an EventBridge S3 event or an S3 notification."""
-    message = json.loads(body)
+    """The object changes in one SQS message body; ``UnrecognisedMessageError`` if it holds none we know.
+
+    Two sources, each with its own key encoding:
+
+    * **S3 event notifications** (``{"Records": [{"eventSource": "aws:s3", ...}]}``): AWS documents the key
+      as URL-encoded the way form values are, so a space arrives as '+', a literal '+' as '%2B' and other
+      characters as percent-encoded UTF-8. Read one way: decoded (``unquote_plus``).
+    * **EventBridge S3 events** (``{"source": "aws.s3", "detail-type": "Object Created", ...}``; what the CDK
+      app's rule delivers). AWS's EventBridge message-structure page documents the key with no encoding and,
+      unlike the notification page, says nothing of URL-encoding; powertools'
+      ``S3EventBridgeNotificationEvent`` nevertheless decodes it as a notification key. The two readings
+      differ only for a key with '+' or '%'; then both are reconciled. Reconciling makes the index match what
+      S3 holds under a key now, so the reading that names an object indexes it and the other only confirms
+      that nothing is there: the file is indexed under its real name whichever encoding arrives, and a wrong
+      guess can never make it look deleted.
+    """
+    try:
+        message = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise UnrecognisedMessageError(f"message body is not JSON ({exc.msg} at position {exc.pos})") from None
     if not isinstance(message, dict):
-        raise ValueError("message body is not a JSON object")
-    if message.get("source") == "aws.s3" and "detail" in message:
-        detail = message["detail"]
-        deleted = message.get("detail-type") == "Object Deleted"
-        action: Literal["created", "deleted"] = "deleted" if deleted else "created"
-        return [ObjectEvent(bucket=detail["bucket"]["name"], key=detail["object"]["key"], action=action)]
-    if message.get("Event") == "s3:TestEvent":
-        return []  # sent once when a notification is configured
-    events = []
-    for record in message.get("Records", []):
-        name = str(record.get("eventName", ""))
-        events.append(
-            ObjectEvent(
-                bucket=record["s3"]["bucket"]["name"],
-                # S3 notifications URL-encode keys (a space arrives as '+').
-                key=unquote_plus(record["s3"]["object"]["key"]),
-                action="deleted" if name.startswith("ObjectRemoved") else "created",
-            )
-        )
-    if not events:
-        raise ValueError("message is neither an EventBridge S3 event nor an S3 notification")
-    return events
+        raise UnrecognisedMessageError("message body is not a JSON object")
+    try:
+        if message.get("source") == "aws.s3" and "detail" in message:
+            return [_eventbridge_object_event(S3EventBridgeNotificationEvent(message))]
+        if message.get("Event") == "s3:TestEvent":
+            return []  # S3 sends one when a notification configuration is saved; there is nothing to do
+        if message.get("Records"):
+            return [_notification_object_event(record) for record in S3Event(message).records]
+    except KeyError as exc:
+        raise UnrecognisedMessageError(f"the S3 event has no {exc} field") from None
+    except (TypeError, AttributeError) as exc:
+        raise UnrecognisedMessageError(f"the S3 event is malformed ({exc})") from None
+    raise UnrecognisedMessageError("message is neither an EventBridge S3 event nor an S3 event notification")
+
+
+def _eventbridge_object_event(event: S3EventBridgeNotificationEvent) -> ObjectEvent:
+    detail = event.detail
+    as_sent = str(detail.object["key"])
+    decoded = detail.object.key  # powertools applies unquote_plus
+    action: Literal["created", "deleted"] = "deleted" if event.detail_type == "Object Deleted" else "created"
+    return ObjectEvent(bucket=detail.bucket.name, keys=tuple(dict.fromkeys((as_sent, decoded))), action=action)
+
+
+def _notification_object_event(record: S3EventRecord) -> ObjectEvent:
+    if record.event_source != "aws:s3":
+        raise UnrecognisedMessageError(f"a record from {record.event_source!r}, not an S3 event notification")
+    action: Literal["created", "deleted"] = "deleted" if record.event_name.startswith("ObjectRemoved") else "created"
+    # powertools' S3Object.key is the key as sent; the notification's encoding is undone here.
+    return ObjectEvent(bucket=record.s3.bucket.name, keys=(unquote_plus(record.s3.get_object.key),), action=action)
 
 
 def split_key(key: str, tenants: frozenset[str]) -> tuple[str, str]:
@@ -213,7 +256,7 @@ def _tenant_keys(s3: Any, bucket: str, tenant: str) -> Iterator[str]:
             yield item["Key"]
 
 
-def _download(s3: Any, event: ObjectEvent, tenant: str, rel: str, workdir: Path) -> Path | None:
+def _download(s3: Any, bucket: str, key: str, tenant: str, rel: str, workdir: Path) -> Path | None:
     """Download the object into ``workdir/<tenant>/<rel>``; None if it no longer exists."""
     from botocore.exceptions import ClientError
 
@@ -221,28 +264,32 @@ def _download(s3: Any, event: ObjectEvent, tenant: str, rel: str, workdir: Path)
     target = root / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        s3.download_file(event.bucket, event.key, str(target))
+        s3.download_file(bucket, key, str(target))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
             return None
         raise
     # A relative source_url must name a file of the same knowledge base; stand in for the others with
     # empty files, so the validation sees which exist without downloading them.
-    for key in _tenant_keys(s3, event.bucket, tenant):
-        other = root / key[len(tenant) + 1 :]
-        if key.endswith("/") or other == target:
+    for other_key in _tenant_keys(s3, bucket, tenant):
+        try:
+            _, other_rel = split_key(other_key, frozenset({tenant}))
+        except IngestRejectedError:
+            continue  # a key with '..' segments must not place a file outside the work folder
+        other = root / other_rel
+        if other == target:
             continue
         other.parent.mkdir(parents=True, exist_ok=True)
         other.touch(exist_ok=True)
     return target
 
 
-def reconcile(event: ObjectEvent, deps: IngestDependencies) -> IngestReport:
+def reconcile(bucket: str, key: str, deps: IngestDependencies) -> IngestReport:
     """Make the index match the object as it is now in S3 (present: ingest it; absent: forget it)."""
-    tenant, rel = split_key(event.key, deps.tenants)
+    tenant, rel = split_key(key, deps.tenants)
     workdir = Path(tempfile.mkdtemp(prefix="careqa-ingest-"))
     try:
-        path = _download(deps.s3, event, tenant, rel, workdir)
+        path = _download(deps.s3, bucket, key, tenant, rel, workdir)
         if path is None:
             return forget_file(rel, tenant, index=deps.index)
         return ingest_file(path, workdir / tenant, tenant, index=deps.index, embeddings=deps.embeddings)
@@ -250,30 +297,57 @@ def reconcile(event: ObjectEvent, deps: IngestDependencies) -> IngestReport:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _valid_keys(event: ObjectEvent, tenants: frozenset[str]) -> list[str]:
+    """The event's key readings that name a file under a known tenant's prefix; if none does, the first
+    reading's rejection."""
+    valid, rejections = [], []
+    for key in event.keys:
+        try:
+            split_key(key, tenants)
+        except IngestRejectedError as exc:
+            rejections.append(exc)
+        else:
+            valid.append(key)
+    if not valid:
+        raise rejections[0]
+    return valid
+
+
 def record_handler(record: SQSRecord) -> None:
     """Process one SQS message; raising marks it failed in the partial batch response."""
+    try:
+        _reconcile_message(record)
+    except Exception as exc:
+        # What reaches the dead-letter queue is explained here: the message, and why (keys, field names and
+        # rejection reasons; never file content).
+        logger.warning("message failed", extra={"message_id": record.message_id, "reason": str(exc)})
+        raise
+
+
+def _reconcile_message(record: SQSRecord) -> None:
     deps = dependencies()
     for event in parse_object_events(record.body):
-        started = time.perf_counter()
-        report = reconcile(event, deps)
-        counts = report.counts()
-        logger.info(
-            "reconciled object",
-            extra={
-                "tenant": report.tenant,
-                "key": event.key,
-                "action": event.action,
-                "ms": round((time.perf_counter() - started) * 1000),
-                **counts,
-            },
-        )
-        metrics.add_metric(name="ChunksWritten", unit=MetricUnit.Count, value=counts["chunks_written"])
-        metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=counts["deleted"])
-        if report.rejected:
-            metrics.add_metric(name="RejectedFiles", unit=MetricUnit.Count, value=1)
-            raise IngestRejectedError(
-                f"{event.key}: {len(report.rejected)} rejection(s): " + "; ".join(str(r) for r in report.rejected[:5])
+        for key in _valid_keys(event, deps.tenants):
+            started = time.perf_counter()
+            report = reconcile(event.bucket, key, deps)
+            counts = report.counts()
+            logger.info(
+                "reconciled object",
+                extra={
+                    "tenant": report.tenant,
+                    "key": key,
+                    "action": event.action,
+                    "ms": round((time.perf_counter() - started) * 1000),
+                    **counts,
+                },
             )
+            metrics.add_metric(name="ChunksWritten", unit=MetricUnit.Count, value=counts["chunks_written"])
+            metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=counts["deleted"])
+            if report.rejected:
+                metrics.add_metric(name="RejectedFiles", unit=MetricUnit.Count, value=1)
+                raise IngestRejectedError(
+                    f"{key}: {len(report.rejected)} rejection(s): " + "; ".join(str(r) for r in report.rejected[:5])
+                )
 
 
 @logger.inject_lambda_context(log_event=False)

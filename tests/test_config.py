@@ -75,3 +75,22 @@ def test_an_unknown_model_config_fails_at_start_up(tmp_path):
     settings = load_settings(write(tmp_path, base() | {"models": {"llm": {"config": "no-such-model"}}}))
     with pytest.raises(ConfigError, match=r"models\.llm\.config: unknown model 'no-such-model'"):
         Runtime(settings)
+
+
+def test_the_s3_source_store_needs_its_bucket(tmp_path):
+    with pytest.raises(ConfigError, match=r"sources\.bucket: required when driver is s3"):
+        load_settings(write(tmp_path, base() | {"sources": {"driver": "s3"}}))
+
+
+@pytest.mark.parametrize(
+    ("sources", "field"),
+    [
+        ({"driver": "s3", "bucket": "Not_A_Bucket"}, r"sources\.bucket"),
+        ({"driver": "ftp"}, r"sources\.driver"),
+        ({"max_bytes": 0}, r"sources\.max_bytes"),
+        ({"max_bytes": 10**9}, r"sources\.max_bytes"),
+    ],
+)
+def test_a_bad_source_store_setting_names_the_field(tmp_path, sources, field):
+    with pytest.raises(ConfigError, match=field):
+        load_settings(write(tmp_path, base() | {"sources": sources}))

@@ -7,7 +7,7 @@ import pytest
 
 from careqa.errors import NotFoundError
 from careqa.feedback import SQLiteFeedbackStore
-from careqa.sources import LinkSigner, render_source, resolve_source
+from careqa.sources import LinkSigner, LocalSourceStore, SourceTooLargeError, render_source
 from careqa.types import Answer, Timings
 
 
@@ -94,15 +94,46 @@ def test_external_urls_are_returned_unchanged():
     assert LinkSigner(b"k", 60).link("pharmacy", "https://example.org/a#b") == "https://example.org/a#b"
 
 
-def test_rendered_sources_escape_embedded_html(tmp_path):
-    doc = tmp_path / "x.md"
-    doc.write_text("---\ntitle: X\n---\n## Part\nHello <script>alert(1)</script>\n")
-    title, page = render_source(doc)
+def test_rendered_sources_escape_embedded_html():
+    title, page = render_source("x.md", b"---\ntitle: X\n---\n## Part\nHello <script>alert(1)</script>\n")
     assert title == "X" and "<script>" not in page and 'id="part"' in page
 
 
-def test_resolve_source_refuses_paths_outside_the_folder(tmp_path):
+def test_an_html_source_is_rendered_from_its_text_never_served_as_is():
+    title, page = render_source(
+        "guides/hours.html", b"<title>Hours</title><h2>Weekend</h2><p>9 to 6</p><script>x()</script>"
+    )
+    assert title == "Hours" and 'id="weekend"' in page and "<script>" not in page
+
+
+@pytest.mark.parametrize(
+    "path", ["../secret.txt", "/etc/passwd", "a/../../secret.txt", "./x.md", "a//x.md", "a\\x.md", ""]
+)
+def test_the_local_store_refuses_paths_that_could_leave_the_folder(tmp_path, path):
+    (tmp_path / "kb" / "a").mkdir(parents=True)
+    (tmp_path / "kb" / "x.md").write_text("x")
+    (tmp_path / "secret.txt").write_text("s")
+    store = LocalSourceStore({"pharmacy": tmp_path / "kb"}, max_bytes=1000)
+    with pytest.raises(NotFoundError):
+        store.read("pharmacy", path)
+
+
+def test_the_local_store_refuses_a_symlink_out_of_the_folder(tmp_path):
     (tmp_path / "kb").mkdir()
     (tmp_path / "secret.txt").write_text("s")
+    (tmp_path / "kb" / "link.md").symlink_to(tmp_path / "secret.txt")
     with pytest.raises(NotFoundError):
-        resolve_source(tmp_path / "kb", "../secret.txt")
+        LocalSourceStore({"pharmacy": tmp_path / "kb"}, max_bytes=1000).read("pharmacy", "link.md")
+
+
+def test_the_local_store_reads_only_the_tenants_own_folder_and_caps_the_size(tmp_path):
+    for tenant in ("pharmacy", "clinic"):
+        (tmp_path / tenant).mkdir()
+        (tmp_path / tenant / "hours.md").write_text(f"# {tenant} hours\n")
+    store = LocalSourceStore({"pharmacy": tmp_path / "pharmacy"}, max_bytes=20)
+    assert store.read("pharmacy", "hours.md") == b"# pharmacy hours\n"
+    with pytest.raises(NotFoundError):
+        store.read("clinic", "hours.md")
+    (tmp_path / "pharmacy" / "big.md").write_text("x" * 21)
+    with pytest.raises(SourceTooLargeError):
+        store.read("pharmacy", "big.md")

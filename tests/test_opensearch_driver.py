@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-from opensearch_fake import FakeOpenSearch
 
 from careqa.chunking import chunk_record
 from careqa.config import load_settings
@@ -34,6 +33,7 @@ from careqa.index.opensearch_mapping import index_body
 from careqa.ingest import ingest_folder
 from careqa.knowledge import load_folder
 from careqa.types import Chunk
+from tests.opensearch_fake import FakeOpenSearch
 
 DIM = 4
 MODEL = "test-model"

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from opensearch_fake import FakeOpenSearch
 
 from careqa.config import RetrievalConfig
 from careqa.index.base import ChunkIndex
@@ -31,6 +30,7 @@ from careqa.index.opensearch import OpenSearchIndex, connect
 from careqa.ingest import ingest_folder
 from careqa.retrieve import HybridRetriever
 from careqa.types import Chunk
+from tests.opensearch_fake import FakeOpenSearch
 
 REPO = Path(__file__).resolve().parent.parent
 DIM = 8

@@ -1,4 +1,4 @@
-"""FastAPI service. Every ``/v1`` route needs a bearer token; the tenant comes from the token.
+"""FastAPI service. Every ``/v1`` route needs an identity (careqa/auth.py); the tenant comes from the identity.
 
 Errors share one JSON shape: ``{"error": {"code": "...", "message": "..."}}``. Logs carry ids, sizes
 and timings, never question or answer text (they may hold PHI).
@@ -24,12 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from careqa import __version__
-from careqa.auth import Principal, authenticator_for
+from careqa.auth import Authenticator, Principal, authenticator_for
 from careqa.config import Settings
 from careqa.errors import CareQAError
 from careqa.feedback import FeedbackStore, open_feedback_store
 from careqa.runtime import Runtime
-from careqa.sources import LinkSigner, render_source, resolve_source
+from careqa.sources import LinkSigner, SourceStore, open_source_store, render_source
 from careqa.types import Answer, AnswerEvent, DoneEvent, Rating
 from endpoints.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
 
@@ -100,6 +100,8 @@ def create_app(
     *,
     runtime: Runtime | None = None,
     feedback_store: FeedbackStore | None = None,
+    source_store: SourceStore | None = None,
+    auth: Authenticator | None = None,
     warm_up: bool = True,
 ) -> FastAPI:
     secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else secrets.token_bytes(32)
@@ -107,7 +109,8 @@ def create_app(
     runtime = runtime or Runtime(settings, link=signer.link)
     runtime.engine.link = signer.link
     store = feedback_store or open_feedback_store(settings)
-    auth = authenticator_for(settings)
+    sources = source_store or open_source_store(settings)
+    auth = auth or authenticator_for(settings)
     ready = threading.Event()
 
     def _warm() -> None:
@@ -131,7 +134,12 @@ def create_app(
         version=__version__,
         description="Grounded, cited answers from a tenant's knowledge base for customer-care agents.",
         lifespan=lifespan,
-        responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        responses={
+            401: {"model": ErrorResponse},
+            403: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
     )
     app.state.settings = settings
     app.state.runtime = runtime
@@ -151,8 +159,10 @@ def create_app(
 
     @app.exception_handler(CareQAError)
     async def careqa_error(_: Request, exc: CareQAError) -> JSONResponse:
-        headers = {"WWW-Authenticate": auth.challenge} if exc.http_status == 401 and auth.challenge else None
-        return _error(exc.http_status, exc.code, exc.message, headers)
+        headers = {"WWW-Authenticate": auth.challenge} if exc.http_status == 401 and auth.challenge else {}
+        if exc.retry_after_s is not None:
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return _error(exc.http_status, exc.code, exc.message, headers or None)
 
     @app.exception_handler(ModelInvocationError)
     async def model_error(_: Request, exc: ModelInvocationError) -> JSONResponse:
@@ -296,10 +306,7 @@ def create_app(
     @app.get("/sources/{tenant}/{path:path}", include_in_schema=False)
     def source(tenant: str, path: str, exp: int, sig: str) -> HTMLResponse:
         signer.verify(tenant, path, exp, sig)
-        kb_root = settings.tenant(tenant).kb_path
-        if kb_root is None:
-            raise StarletteHTTPException(404, "this tenant has no local knowledge-base folder")
-        _, page_html = render_source(resolve_source(kb_root, path))
+        _, page_html = render_source(path, sources.read(tenant, path))
         return HTMLResponse(
             page_html,
             headers={

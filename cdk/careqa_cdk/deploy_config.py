@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -569,6 +570,43 @@ def resolve_model(config: DeployConfig, field: Literal["embedding", "llm"], acti
     return ResolvedModel(live, "active-record", note)
 
 
+#: CDK context key that lets the production profile deploy model configs whose pins no source has confirmed
+ALLOW_UNVERIFIED_PINS_CONTEXT = "allow_unverified_pins"
+
+
+def parse_allow_unverified(value: Any) -> bool:
+    """The ``allow_unverified_pins`` context value: ``-c allow_unverified_pins=true`` arrives as text."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise DeployConfigError(f"context {ALLOW_UNVERIFIED_PINS_CONTEXT}: expected true or false, got {value!r}")
+
+
+def check_model_pins(config: DeployConfig, models: Sequence[ModelConfig], *, allow_unverified: bool) -> list[str]:
+    """A warning per model config whose pins are unverified; for production, refuse them unless allowed.
+
+    A pin nobody checked against JumpStart may name an image, artifact or environment the model does not
+    run with, and that shows only after a deploy's endpoints fail their health checks. The cheap profile
+    (pilots) deploys with the warning; production needs the risk taken on explicitly.
+    """
+    unverified = {m.name: m.unverified_pins() for m in models if m.unverified_pins()}
+    warnings = [
+        f"{name}: pins not verified against JumpStart: {', '.join(pins)} (its pins: block says where each came "
+        "from; `careqa models verify` checks them, `careqa models refresh` rewrites them)"
+        for name, pins in unverified.items()
+    ]
+    if unverified and config.profile == "production" and not allow_unverified:
+        raise DeployConfigError(
+            f"profile production: model configs with unverified pins: {', '.join(unverified)}. Verify them "
+            "(`careqa models verify`, `careqa models refresh` on a machine with AWS credentials), or deploy "
+            f"anyway with -c {ALLOW_UNVERIFIED_PINS_CONTEXT}=true"
+        )
+    return warnings
+
+
 @dataclass(frozen=True)
 class ArtifactSources:
     """Where SageMaker pulls model images and weights from, for every model a swap may choose."""
@@ -640,14 +678,18 @@ def service_environment(
     llm: ModelConfig,
     opensearch_endpoint: str,
     feedback_table: str,
+    kb_bucket: str,
     load_balancer_arn: str,
+    key_function: str,
     llm_inference_component: str | None = None,
 ) -> dict[str, str]:
     """The container's ``CAREQA_*`` variables: exactly ``careqa.config.Settings`` fields (``__`` nests).
 
-    No bearer tokens on AWS (``identities`` is empty): the load balancer authenticates agents with OIDC and
-    ``auth.alb_oidc.identities`` maps their subject or groups to a tenant. Feedback goes to the DynamoDB
-    table, the index is the OpenSearch domain. ``tests/cdk/test_service_settings.py`` loads this environment,
+    No bearer tokens on AWS (``identities`` is empty): the load balancer authenticates agents with OIDC, the
+    service verifies its signed token (against ``load_balancer_arn``, with keys fetched by ``key_function``)
+    and ``auth.alb_oidc.identities`` maps their subject or groups to a tenant. Feedback goes to the DynamoDB
+    table, the index is the OpenSearch domain, and source links open documents from the knowledge-base
+    bucket (the task has no knowledge-base folder). ``tests/cdk/test_service_settings.py`` loads this environment,
     as synthesized, into ``Settings``, so a misspelt name or a bad value fails a test, not a deploy.
     """
     llm_ref = _model_ref(config, llm, config.llm_endpoint_name, 120.0)
@@ -663,9 +705,13 @@ def service_environment(
         "CAREQA_AUTH__ALB_OIDC__IDENTITIES": json.dumps(identity_map(config)),
         "CAREQA_AUTH__ALB_OIDC__GROUP_CLAIM": config.auth.oidc.group_claim,
         "CAREQA_AUTH__ALB_OIDC__LOAD_BALANCER_ARN": load_balancer_arn,
+        "CAREQA_AUTH__ALB_OIDC__KEY_FUNCTION": key_function,
         "CAREQA_FEEDBACK__DRIVER": "dynamodb",
         "CAREQA_FEEDBACK__TABLE": feedback_table,
         "CAREQA_FEEDBACK__REGION": config.env.region,
+        "CAREQA_SOURCES__DRIVER": "s3",
+        "CAREQA_SOURCES__BUCKET": kb_bucket,
+        "CAREQA_SOURCES__REGION": config.env.region,
         **index_environment(config, opensearch_endpoint=opensearch_endpoint),
         "CAREQA_DATA_DIR": "/tmp/careqa",
         "CAREQA_LOG_LEVEL": "INFO",

@@ -25,7 +25,11 @@ INTERFACE_ENDPOINTS: dict[str, str] = {
     "Ssm": "ssm",
     "SecretsManager": "secretsmanager",
     "Monitoring": "monitoring",
+    # the service invokes the key Lambda, which fetches the load balancer's public keys (service.py says why)
+    "Lambda": "lambda",
 }
+#: memory of the key Lambda (service.py), for the cost estimate too
+KEY_FUNCTION_MEMORY_MB = 256
 #: customer-managed KMS keys the stacks create (one per trust boundary), for the cost estimate
 KMS_KEYS = ("flow logs", "data", "ingestion queues", "alarm topic")
 #: Secrets Manager secrets the stacks create

@@ -12,8 +12,9 @@ Subnet tiers (one subnet per tier per AZ):
   gateway at all.
 
 AWS APIs are reached through interface endpoints (SageMaker runtime and API, ECR, CloudWatch Logs and
-metrics, STS, SSM, Secrets Manager) and gateway endpoints (S3, DynamoDB); all traffic is recorded by
-VPC flow logs in a KMS-encrypted log group.
+metrics, STS, SSM, Secrets Manager, and Lambda for the key Lambda that fetches the load balancer's public
+keys, see service.py) and gateway endpoints (S3, DynamoDB); all traffic is recorded by VPC flow logs in a
+KMS-encrypted log group.
 """
 
 from __future__ import annotations

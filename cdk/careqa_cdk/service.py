@@ -6,9 +6,20 @@ pool in the stack: health businesses already run an IdP with their agents, group
 user store would duplicate people's identities. The load balancer does the OIDC code flow, keeps the
 session cookie and forwards ``x-amzn-oidc-*`` headers; the service (``auth.mode: alb-oidc``) maps the subject
 or groups to a tenant (``auth.alb_oidc.identities``) and answers 403 to an identity no tenant claims. API paths
-(``/v1/*``) answer 401 instead of redirecting to the login page. The service trusts those headers because the
-tasks' security group admits the load balancer only (see careqa/auth.py and cdk/README.md for why the load
-balancer's token signature is not verified in the tasks).
+(``/v1/*``) answer 401 instead of redirecting to the login page. The tasks' security group admits the load
+balancer only, and the service still believes the headers only after verifying the load balancer's ES256
+signature on ``x-amzn-oidc-data`` (careqa/auth.py), so nothing else in the VPC can pose as an agent.
+
+Verifying needs the load balancer's public keys, which AWS publishes on the internet (one URL per key id,
+per region). The tasks get them through the **key Lambda** (``lambdas/alb_key_handler.py``), a function
+outside the VPC that takes a key id and fetches that one key from AWS's endpoint for this region; the tasks
+invoke it through the VPC's Lambda interface endpoint and cache each key. Why not a NAT route for the
+service subnets: security groups filter by address, not by name, so a route to the NAT gateway would let the
+tasks, which hold questions that may be PHI, send anything to any HTTPS host; an allow-listing proxy or AWS
+Network Firewall could narrow that, but would add a fleet to run or about $290 a month per AZ. The key
+Lambda keeps the subnets isolated, can reach nothing but a key by id, costs one more interface endpoint
+(about $15 a month over two AZs) plus a few invocations, reuses the ingestion image, and works whether or not
+the VPC has a NAT gateway (``network.alb_egress: none``).
 
 There is no plain-HTTP listener. The HTTPS listener needs an ACM certificate (``auth.certificate_arn``)
 and uses the TLS 1.3 / 1.2 restricted policy. Tasks run in isolated subnets; they reach SageMaker, SSM,
@@ -16,7 +27,8 @@ Secrets Manager, ECR and CloudWatch through interface endpoints and S3/DynamoDB 
 
 The task role is least privilege: invoke the two endpoints, ``es:ESHttpGet/Post`` on the ``careqa-*``
 index paths of the domain, put/get items of the feedback table, read ``/careqa/*`` parameters (the swap
-tool's live-model records). Logs go to a KMS-encrypted group;
+tool's live-model records), invoke the key Lambda, and read the knowledge-base objects under its own
+tenants' prefixes (the documents behind source links). Logs go to KMS-encrypted groups;
 the application logs ids, sizes and timings, never questions or answers.
 """
 
@@ -33,15 +45,17 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from careqa.alb_keys import public_key_url
 from careqa_cdk.common import encrypted_log_group
-from careqa_cdk.deploy_config import DeployConfig, service_environment
+from careqa_cdk.deploy_config import DeployConfig, DeployConfigError, service_environment
 from careqa_cdk.jumpstart_endpoint import JumpStartEndpoint
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
-from careqa_cdk.names import INDEX_PATTERN, SSM_PATH, service_task_role_name
+from careqa_cdk.names import INDEX_PATTERN, KEY_FUNCTION_MEMORY_MB, SSM_PATH, service_task_role_name
 
 PORT = 8000
 
@@ -56,6 +70,7 @@ class ServiceProps:
     kms_key: kms.IKey
     access_logs_bucket: s3.IBucket
     feedback_table: dynamodb.ITable
+    kb_bucket: s3.IBucket
     link_secret_arn: str
     domain_endpoint: str
     domain_security_group: ec2.ISecurityGroup
@@ -177,14 +192,18 @@ class ServiceStack(Stack):
         )
 
         self._load_balancer(props, production)
-        # Set once the load balancer exists: the service accepts OIDC headers signed by this one only.
+        self.key_function = self._key_function(props)
+        self.key_function.grant_invoke(self.task_role)
+        # Set once the load balancer exists: the service accepts OIDC tokens signed by this one only.
         for name, value in service_environment(
             config,
             embedding=props.embedding.props.model,
             llm=props.llm.props.model,
             opensearch_endpoint=f"https://{props.domain_endpoint}",
             feedback_table=props.feedback_table.table_name,
+            kb_bucket=props.kb_bucket.bucket_name,
             load_balancer_arn=self.load_balancer.load_balancer_arn,
+            key_function=self.key_function.function_name,
             llm_inference_component=props.llm.inference_component_name,
         ).items():
             container.add_environment(name, value)
@@ -287,6 +306,58 @@ class ServiceStack(Stack):
             description="point the agents' DNS name (matching the certificate) here",
         )
 
+    # -- the load balancer's public keys ---------------------------------------------------------------
+    def _key_function(self, props: ServiceProps) -> lambda_.Function:
+        """The key Lambda: fetches one ALB public key by id for the tasks (see the module docstring for why)."""
+        config = props.config
+        try:
+            key_url = public_key_url(self.partition, config.env.region)
+        except ValueError as exc:
+            raise DeployConfigError(f"env.region: {exc}") from None
+        role = iam.Role(
+            self,
+            "KeyFunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="CareQA key Lambda: write its own logs, nothing else",
+        )
+        log_group = encrypted_log_group(self, "KeyFunctionLogs", key=props.kms_key, days=config.log_retention_days)
+        log_group.grant_write(role)
+        function = lambda_.DockerImageFunction(
+            self,
+            "KeyFunction",
+            # The ingestion image (same Dockerfile and context, so the same asset) with this handler as its command.
+            code=lambda_.DockerImageCode.from_image_asset(
+                str(props.repo_root), file="lambdas/Dockerfile", cmd=["alb_key_handler.handler"]
+            ),
+            architecture=lambda_.Architecture.X86_64,
+            role=role,
+            memory_size=KEY_FUNCTION_MEMORY_MB,
+            timeout=Duration.seconds(10),  # its fetch is bounded at 3 s to connect and 3 s per read
+            log_group=log_group,
+            environment={"CAREQA_ALB_PUBLIC_KEY_URL": key_url},
+            description="Fetches a load balancer public key by id from AWS's key endpoint for the CareQA service",
+        )
+        suppress(
+            function,
+            {
+                "HIPAA.Security-LambdaInsideVPC": "Outside the VPC on purpose: it must reach AWS's public-key "
+                "endpoint on the internet, and the VPC's service subnets must not. It receives only a key id, "
+                "fetches only that public key from a URL fixed at deploy, and has no data access (no PHI).",
+                "HIPAA.Security-LambdaDLQ": "Invoked synchronously by the service, which turns a failure into a "
+                "503 with Retry-After for the caller; there is no asynchronous event to keep.",
+                "HIPAA.Security-LambdaConcurrency": "Invoked once per new key id per task, so its concurrency is "
+                "bounded by the task count; reserving concurrency would fail in accounts at the default limit.",
+            },
+        )
+        suppress(
+            role,
+            {
+                "HIPAA.Security-IAMNoInlinePolicy": INLINE_POLICY_REASON,
+            },
+            children=True,
+        )
+        return function
+
     # -- task role ----------------------------------------------------------------------------------
     def _task_role(self, props: ServiceProps) -> iam.Role:
         config = props.config
@@ -336,13 +407,46 @@ class ServiceStack(Stack):
                 conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{config.env.region}.amazonaws.com"}},
             )
         )
+        self._grant_knowledge_base(role, props)
         suppress(
             role,
             {
-                "AwsSolutions-IAM5": "Wildcards sit only below fixed prefixes: the careqa-* index paths of one domain "
-                "and the parameters under /careqa/ (the swap tool's live-model records).",
+                "AwsSolutions-IAM5": "Wildcards sit only below fixed prefixes: the careqa-* index paths of one domain, "
+                "the parameters under /careqa/ (the swap tool's live-model records) and each "
+                "tenant's knowledge-base prefix (<tenant>/*).",
                 "HIPAA.Security-IAMNoInlinePolicy": INLINE_POLICY_REASON,
             },
             children=True,
         )
         return role
+
+    def _grant_knowledge_base(self, role: iam.Role, props: ServiceProps) -> None:
+        """Read access to the documents behind source links: each tenant's prefix of the bucket, nothing else."""
+        tenants = props.config.tenants
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadKnowledgeBase",
+                actions=["s3:GetObject"],
+                resources=[props.kb_bucket.arn_for_objects(f"{t.kb_prefix}*") for t in tenants],
+            )
+        )
+        # S3 answers GetObject on a missing key with 403 unless the caller may list it; listing limited to the
+        # same prefixes turns a deleted document into the service's 404 instead of a 5xx.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListKnowledgeBase",
+                actions=["s3:ListBucket"],
+                resources=[props.kb_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{t.kb_prefix}*" for t in tenants]}},
+            )
+        )
+        key = props.kb_bucket.encryption_key
+        if key is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="KnowledgeBaseKeyViaS3",
+                    actions=["kms:Decrypt"],
+                    resources=[key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{props.config.env.region}.amazonaws.com"}},
+                )
+            )

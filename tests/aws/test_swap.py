@@ -164,8 +164,21 @@ def test_the_new_model_uses_the_target_pins_and_keeps_role_kms_capture_and_varia
     model = sm.describe_model(ModelName=result.model_name)
     assert model["ExecutionRoleArn"] == ROLE
     assert model["PrimaryContainer"]["Image"] == FLAN.image_uris[REGION]
-    assert model["PrimaryContainer"]["ModelDataUrl"] == FLAN.model_data_uris[REGION]
+    # Flan-T5 2.x weights are an uncompressed prefix, like every TGI/LMI model's.
+    assert model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"] == {
+        "S3Uri": FLAN.model_data_uris[REGION],
+        "S3DataType": "S3Prefix",
+        "CompressionType": "None",
+    }
+    assert "ModelDataUrl" not in model["PrimaryContainer"]
     assert model["PrimaryContainer"]["Environment"] == FLAN.environment
+
+
+def test_a_tarball_artifact_is_passed_as_the_model_data_url():
+    """JumpStart's 1.x Hugging Face models (MiniLM here) ship a prepacked .tar.gz, not a prefix."""
+    container = admin.container_definition(MINILM, REGION, accept_eula=False)
+    assert container["ModelDataUrl"] == MINILM.model_data_uris[REGION]
+    assert MINILM.model_data_uris[REGION].endswith(".tar.gz") and "ModelDataSource" not in container
 
 
 def test_the_update_is_a_canary_blue_green_deployment_with_alarm_rollback(sagemaker_fake, clock):

@@ -1,7 +1,9 @@
 """Synthesize the CDK app once per session per profile (synth is slow) and share the templates.
 
 * ``cheap``: ``config/deploy.example.yaml`` as shipped (profile cheap);
-* ``production``: the same file with ``-c profile=production``;
+* ``production``: the same file with ``-c profile=production`` (and ``-c allow_unverified_pins=true``: the
+  shipped model configs have pins no source confirmed, which production refuses otherwise; see
+  ``test_pin_policy.py``);
 * ``swapped``: production again, with a swap record in the context (``careqa:activeModels`` names
   Falcon as live on the LLM endpoint), to show a deploy keeps a swapped model.
 
@@ -27,6 +29,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "config" / "deploy.example.yaml"
 SWAPPED_LLM = "huggingface-llm-falcon-7b-instruct-bf16"
+ALLOW_UNVERIFIED = {"allow_unverified_pins": "true"}
 if str(REPO / "cdk") not in sys.path:
     sys.path.insert(0, str(REPO / "cdk"))
 
@@ -80,14 +83,14 @@ def cheap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
 
 @pytest.fixture(scope="session")
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    yield _synth(tmp_path_factory.mktemp("cdk-production"), {"profile": "production"})
+    yield _synth(tmp_path_factory.mktemp("cdk-production"), {"profile": "production", **ALLOW_UNVERIFIED})
 
 
 @pytest.fixture(scope="session")
 def swapped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     yield _synth(
         tmp_path_factory.mktemp("cdk-swapped"),
-        {"profile": "production", "careqa:activeModels": {"careqa-llm": SWAPPED_LLM}},
+        {"profile": "production", "careqa:activeModels": {"careqa-llm": SWAPPED_LLM}, **ALLOW_UNVERIFIED},
     )
 
 

@@ -86,3 +86,24 @@ def test_a_missing_price_names_the_instance_type(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(CostError, match="ml.g5.2xlarge"):
         estimate(load_deploy_config(EXAMPLE_CONFIG), load_prices(path))
+
+
+def test_the_key_lambda_and_its_interface_endpoint_are_priced(result) -> None:  # noqa: ANN001
+    from careqa_cdk.names import INTERFACE_ENDPOINTS
+
+    by_name = {i.name: i for i in result.items}
+    prices = load_prices(PRICES)
+    config = load_deploy_config(EXAMPLE_CONFIG)
+    # the Lambda endpoint is one of the interface endpoints counted in every profile
+    assert "lambda" in INTERFACE_ENDPOINTS.values()
+    endpoints = by_name["interface VPC endpoints"]
+    assert endpoints.monthly["cheap"] == pytest.approx(
+        len(INTERFACE_ENDPOINTS) * 2 * 730 * prices.vpc["interface_endpoint_az_hour"]
+        + config.usage.endpoint_data_gb_per_month * prices.vpc["interface_endpoint_data_gb"],
+        abs=0.01,
+    )
+    assert endpoints.basis["cheap"].startswith(f"{len(INTERFACE_ENDPOINTS)} endpoints")
+    key_lambda = by_name["load balancer key Lambda"]
+    assert key_lambda.category == "service" and set(key_lambda.monthly) == {"cheap", "production"}
+    assert 0 <= key_lambda.monthly["production"] < 0.01
+    assert f"{config.fargate.production.max_tasks * 31} fetches" in key_lambda.basis["production"]

@@ -1,12 +1,15 @@
 """The ingestion Lambda against moto's S3 and SSM, an embedded LanceDB index and a tiny fake embedding.
 
 An SQS batch of S3 events for a good file and a bad file: the good file is indexed, the bad one is the
-only item in ``batchItemFailures``, and nothing else is lost.
+only item in ``batchItemFailures``, and nothing else is lost. Real events, as AWS documents them, come from
+``tests/events/``: S3 event notifications and EventBridge S3 events, each inside an SQS message, for keys
+with a space, a '+' and non-ASCII characters.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import re
@@ -23,7 +26,17 @@ from moto import mock_aws
 from lambdas import ingest_handler
 
 REGION = "us-east-1"
-BUCKET = "careqa-kb-test"
+BUCKET = "careqa-kb-test"  # the bucket the fixtures in tests/events/ name
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+#: the real keys of the objects the fixtures' records (in this order) are about
+SPACE_KEY = "pharmacy/procedures/refill policy.md"
+PLUS_KEY = "pharmacy/procedures/Rx+OTC.md"
+NON_ASCII_KEY = "clinic/guías/vacunación.md"
+KEYS = [
+    pytest.param(0, SPACE_KEY, id="space"),
+    pytest.param(1, PLUS_KEY, id="plus"),
+    pytest.param(2, NON_ASCII_KEY, id="non-ascii"),
+]
 DIMENSION = 384  # the configured embedding model's (all-MiniLM-L6-v2)
 
 GOOD_QA = "\n".join(
@@ -230,21 +243,6 @@ def test_a_batch_where_every_message_fails_is_retried_whole(aws: Any, deps: Any)
         ingest_handler.handler(sqs_batch("not json"), FakeContext())
 
 
-def test_s3_notification_records_are_understood_too() -> None:
-    body = json.dumps(
-        {
-            "Records": [
-                {
-                    "eventName": "ObjectRemoved:Delete",
-                    "s3": {"bucket": {"name": BUCKET}, "object": {"key": "clinic/a+b.md"}},
-                }
-            ]
-        }
-    )
-    assert ingest_handler.parse_object_events(body) == [ingest_handler.ObjectEvent(BUCKET, "clinic/a b.md", "deleted")]
-    assert ingest_handler.parse_object_events(json.dumps({"Event": "s3:TestEvent"})) == []
-
-
 def test_the_factory_opens_the_opensearch_driver_from_the_stacks_variables(
     aws: Any, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,3 +271,210 @@ def test_a_misnamed_or_missing_setting_fails_with_the_field_named(
     monkeypatch.delenv("CAREQA_TENANTS")
     with pytest.raises(ConfigError, match="tenants"):
         ingest_handler.dependencies_from_environment(embeddings=HashingEmbeddings(), s3=aws)
+
+
+# ------------------------------------------------------------------------------------------------
+# Real events (tests/events/) and each source's key encoding
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fixture: a Lambda event from SQS whose message bodies are S3 events."""
+    return dict(json.loads((EVENTS / name).read_text(encoding="utf-8")))
+
+
+def one_record(event: dict[str, Any], index: int) -> dict[str, Any]:
+    return {"Records": [event["Records"][index]]}
+
+
+def put_document(s3: Any, key: str) -> None:
+    title = key.rsplit("/", 1)[-1].removesuffix(".md")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=f"# {title}\n\nHow the team handles {title}.\n".encode())
+
+
+def documents(deps: Any, key: str) -> set[str]:
+    return set(deps.index.documents(key.split("/", 1)[0]))
+
+
+@pytest.mark.parametrize(("index", "key"), KEYS)
+def test_an_s3_notification_key_is_read_as_aws_documents_its_encoding(index: int, key: str) -> None:
+    event = load_event("sqs-s3-notification-object-created.json")
+    body = event["Records"][index]["body"]
+    assert key not in body  # the fixture carries the key URL-encoded, as S3 sends it
+
+    assert ingest_handler.parse_object_events(body) == [ingest_handler.ObjectEvent(BUCKET, (key,), "created")]
+
+
+@pytest.mark.parametrize(("index", "key"), KEYS)
+def test_an_s3_notification_indexes_the_file_under_its_real_key(aws: Any, deps: Any, index: int, key: str) -> None:
+    put_document(aws, key)
+    event = one_record(load_event("sqs-s3-notification-object-created.json"), index)
+
+    assert ingest_handler.handler(event, FakeContext()) == {"batchItemFailures": []}
+
+    assert documents(deps, key) == {key}
+
+
+def test_a_literal_plus_in_an_s3_notification_key_is_not_read_as_a_space(aws: Any, deps: Any) -> None:
+    put_document(aws, PLUS_KEY)
+    put_document(aws, PLUS_KEY.replace("+", " "))
+    event = one_record(load_event("sqs-s3-notification-object-created.json"), 1)
+
+    ingest_handler.handler(event, FakeContext())
+
+    assert documents(deps, PLUS_KEY) == {PLUS_KEY}  # "Rx OTC.md" exists too, but this event is not about it
+
+
+def encoded_eventbridge_keys(event: dict[str, Any]) -> dict[str, Any]:
+    """The fixture with each key URL-encoded as S3 notifications encode keys: the other way EventBridge may
+    send them (AWS documents no encoding for EventBridge; powertools decodes as if there were one)."""
+    from urllib.parse import quote_plus
+
+    records = []
+    for record in event["Records"]:
+        body = json.loads(record["body"])
+        body["detail"]["object"]["key"] = quote_plus(body["detail"]["object"]["key"], safe="/")
+        records.append({**record, "body": json.dumps(body)})
+    return {"Records": records}
+
+
+@pytest.mark.parametrize("encoding", ["as-documented", "url-encoded"])
+@pytest.mark.parametrize(("index", "key"), KEYS)
+def test_an_eventbridge_s3_event_indexes_the_file_under_its_real_key_whichever_encoding_arrives(
+    aws: Any, deps: Any, index: int, key: str, encoding: str
+) -> None:
+    put_document(aws, key)
+    event = load_event("sqs-eventbridge-s3-object-created.json")
+    if encoding == "url-encoded":
+        event = encoded_eventbridge_keys(event)
+
+    assert ingest_handler.handler(one_record(event, index), FakeContext()) == {"batchItemFailures": []}
+
+    assert documents(deps, key) == {key}
+
+
+def test_an_eventbridge_key_with_a_plus_is_reconciled_under_both_readings() -> None:
+    body = load_event("sqs-eventbridge-s3-object-created.json")["Records"][1]["body"]
+    (event,) = ingest_handler.parse_object_events(body)
+    assert event.keys == (PLUS_KEY, PLUS_KEY.replace("+", " "))
+    for index in (0, 2):  # a space or non-ASCII characters read the same either way: one reading
+        body = load_event("sqs-eventbridge-s3-object-created.json")["Records"][index]["body"]
+        assert len(ingest_handler.parse_object_events(body)[0].keys) == 1
+
+
+@pytest.mark.parametrize(
+    ("fixture", "created"),
+    [
+        ("sqs-s3-notification-object-removed.json", "sqs-s3-notification-object-created.json"),
+        ("sqs-eventbridge-s3-object-deleted.json", "sqs-eventbridge-s3-object-created.json"),
+    ],
+    ids=["s3-notification", "eventbridge"],
+)
+def test_a_delete_event_takes_the_files_documents_out_of_the_index(
+    aws: Any, deps: Any, fixture: str, created: str
+) -> None:
+    put_document(aws, PLUS_KEY)
+    ingest_handler.handler(one_record(load_event(created), 1), FakeContext())
+    assert documents(deps, PLUS_KEY) == {PLUS_KEY}
+    aws.delete_object(Bucket=BUCKET, Key=PLUS_KEY)
+
+    assert ingest_handler.handler(load_event(fixture), FakeContext()) == {"batchItemFailures": []}
+
+    assert documents(deps, PLUS_KEY) == set()
+
+
+def test_the_test_event_s3_sends_when_a_notification_is_configured_is_a_no_op(aws: Any, deps: Any) -> None:
+    assert ingest_handler.handler(load_event("sqs-s3-test-event.json"), FakeContext()) == {"batchItemFailures": []}
+    assert deps.index.count("pharmacy") == deps.index.count("clinic") == 0
+
+
+def test_a_malformed_event_fails_alone_with_the_missing_field_named(aws: Any, deps: Any) -> None:
+    put_document(aws, SPACE_KEY)
+    event = load_event("sqs-s3-notification-object-created.json")
+    broken = json.loads(event["Records"][1]["body"])
+    del broken["Records"][0]["s3"]
+    event["Records"][1]["body"] = json.dumps(broken)
+
+    logs = io.StringIO()
+    stream = ingest_handler.logger.registered_handler.setStream(logs)  # type: ignore[attr-defined]
+    try:
+        response = ingest_handler.handler({"Records": event["Records"][:2]}, FakeContext())
+    finally:
+        ingest_handler.logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert documents(deps, SPACE_KEY) == {SPACE_KEY}
+    (failure,) = [json.loads(line) for line in logs.getvalue().splitlines() if '"message failed"' in line]
+    assert failure["message_id"] == event["Records"][1]["messageId"] and "no 's3' field" in failure["reason"]
+    with pytest.raises(ingest_handler.UnrecognisedMessageError, match="no 's3' field"):
+        ingest_handler.parse_object_events(event["Records"][1]["body"])
+
+
+def test_a_record_from_another_service_is_refused_by_name() -> None:
+    body = json.loads(load_event("sqs-s3-notification-object-created.json")["Records"][0]["body"])
+    body["Records"][0]["eventSource"] = "aws:sns"
+    with pytest.raises(ingest_handler.UnrecognisedMessageError, match="aws:sns"):
+        ingest_handler.parse_object_events(json.dumps(body))
+
+
+def test_a_key_with_dot_dot_segments_never_places_a_file_outside_the_work_folder(
+    aws: Any, deps: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    aws.put_object(Bucket=BUCKET, Key="pharmacy/../../escaped.md", Body=b"# x\n")
+    put_document(aws, SPACE_KEY)
+
+    ingest_handler.handler(one_record(load_event("sqs-s3-notification-object-created.json"), 0), FakeContext())
+
+    assert documents(deps, SPACE_KEY) == {SPACE_KEY}
+    assert list(work.iterdir()) == []  # the work folder is gone, and "../../escaped.md" never landed beside it
+
+
+def lambda_event_from_queue(sqs: Any, queue_url: str, queue_arn: str) -> dict[str, Any]:
+    """The messages waiting in a queue, as the SQS event source hands them to the Lambda."""
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+@pytest.mark.parametrize("source", ["s3-notification", "eventbridge"])
+def test_the_events_s3_itself_sends_for_awkward_keys_index_every_file(aws: Any, deps: Any, source: str) -> None:
+    """End to end through moto: S3 writes the events (a notification to a queue, or EventBridge and a rule
+    to a queue, as the ingestion stack wires it), the Lambda gets them from the queue."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="careqa-ingest")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    if source == "eventbridge":
+        events = boto3.client("events", region_name=REGION)
+        pattern = {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"]}
+        events.put_rule(Name="kb-changes", EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="kb-changes", Targets=[{"Id": "queue", "Arn": queue_arn}])
+        configuration: dict[str, Any] = {"EventBridgeConfiguration": {}}
+    else:
+        configuration = {"QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]}
+    aws.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration=configuration)
+    keys = [SPACE_KEY, PLUS_KEY, NON_ASCII_KEY, "pharmacy/procedures/Rx+OTC refill für Kinder.md"]
+    for key in keys:
+        put_document(aws, key)
+
+    event = lambda_event_from_queue(sqs, queue_url, queue_arn)
+
+    assert ingest_handler.handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert set(deps.index.documents("pharmacy")) | set(deps.index.documents("clinic")) == set(keys)

@@ -98,6 +98,7 @@ def test_interface_endpoints_cover_every_aws_api_the_workloads_call(synth: Synth
         "ssm",
         "secretsmanager",
         "monitoring",
+        "lambda",
     } <= interface
     gateways = [
         str(e["Properties"]["ServiceName"]) for e in endpoints if e["Properties"]["VpcEndpointType"] == "Gateway"

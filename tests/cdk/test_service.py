@@ -102,8 +102,9 @@ def test_container_is_built_from_the_repository_dockerfile_with_a_read_only_root
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert [s["Name"] for s in container["Secrets"]] == ["CAREQA_LINK_SECRET"]
     assert "container-assets" in json.dumps(container["Image"])
-    (image,) = synth.assets("service")["dockerImages"].values()
-    assert image["source"]["dockerFile"] == "Dockerfile"
+    (image,) = [
+        i for i in synth.assets("service")["dockerImages"].values() if i["source"]["dockerFile"] == "Dockerfile"
+    ]
     staged = synth.outdir / image["source"]["directory"]
     assert (staged / "careqa" / "cli.py").is_file() and not (staged / ".venv").exists()
 
@@ -184,4 +185,163 @@ def test_task_role_writes_feedback_and_reads_live_model_records_only(synth: Synt
     assert "Feedback" in json.dumps(statements["Feedback"]["Resource"])
     assert statements["LiveModelRecords"]["Action"] == "ssm:GetParameter"
     assert ":parameter/careqa/*" in json.dumps(statements["LiveModelRecords"]["Resource"])
-    assert not any(str(s.get("Action", "")).startswith("s3:") for s in statements.values())
+    s3_actions = {(sid, json.dumps(s["Action"])) for sid, s in statements.items() if "s3:" in json.dumps(s["Action"])}
+    assert s3_actions == {("ReadKnowledgeBase", '"s3:GetObject"'), ("ListKnowledgeBase", '"s3:ListBucket"')}
+
+
+def _tenant_objects(tenant: str) -> dict[str, Any]:
+    """``<knowledge-base bucket ARN>/<tenant>/*``, the bucket's ARN imported from the data stack."""
+    bucket_arn = Match.object_like({"Fn::ImportValue": Match.string_like_regexp("KnowledgeBase.*Arn")})
+    return {"Fn::Join": ["", [bucket_arn, f"/{tenant}/*"]]}
+
+
+def test_task_role_reads_knowledge_base_objects_only_under_its_tenants_prefixes(synth: Synth) -> None:
+    synth.templates["service"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("^TaskRole")}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Sid": "ReadKnowledgeBase",
+                            "Effect": "Allow",
+                            "Action": "s3:GetObject",
+                            "Resource": [_tenant_objects("pharmacy"), _tenant_objects("clinic")],
+                        },
+                        {
+                            "Sid": "ListKnowledgeBase",
+                            "Effect": "Allow",
+                            "Action": "s3:ListBucket",
+                            "Resource": {"Fn::ImportValue": Match.string_like_regexp("KnowledgeBase.*Arn")},
+                            "Condition": {"StringLike": {"s3:prefix": ["pharmacy/*", "clinic/*"]}},
+                        },
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_task_role_decrypts_the_knowledge_base_key_only_through_s3(synth: Synth) -> None:
+    synth.templates["service"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("^TaskRole")}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Sid": "KnowledgeBaseKeyViaS3",
+                            "Effect": "Allow",
+                            "Action": "kms:Decrypt",
+                            "Resource": {"Fn::ImportValue": Match.string_like_regexp("DataKey.*Arn")},
+                            "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+                        }
+                    ]
+                )
+            },
+        },
+    )
+    # the bucket is encrypted with that key (the data stack's), so the grant is the one S3 needs to decrypt
+    synth.templates["data"].has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like(
+                        {
+                            "ServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": {"Fn::GetAtt": [Match.string_like_regexp("^DataKey"), "Arn"]},
+                            }
+                        }
+                    )
+                ]
+            },
+            "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+        },
+    )
+
+
+def test_task_role_can_write_or_delete_no_knowledge_base_object(synth: Synth) -> None:
+    actions = json.dumps([s["Action"] for s in _task_role_statements(synth)])
+    for verb in ("s3:Put", "s3:Delete", "s3:*", "s3:GetObjectVersion"):
+        assert verb not in actions
+
+
+def test_service_reads_source_documents_from_the_knowledge_base_bucket(synth: Synth) -> None:
+    environment = _environment(synth)
+    assert environment["CAREQA_SOURCES__DRIVER"] == "s3"
+    assert environment["CAREQA_SOURCES__REGION"] == "us-east-1"
+    bucket = environment["CAREQA_SOURCES__BUCKET"]
+    assert list(bucket) == ["Fn::ImportValue"] and "RefKnowledgeBase" in bucket["Fn::ImportValue"]
+
+
+# -- the load balancer's public keys ------------------------------------------------------------------------------
+
+
+def _key_function(synth: Synth) -> dict[str, Any]:
+    functions = synth.resources("service", "AWS::Lambda::Function")
+    (function,) = [f for k, f in functions.items() if k.startswith("KeyFunction")]
+    return dict(function["Properties"])
+
+
+def test_the_key_lambda_runs_outside_the_vpc_and_fetches_only_from_the_regions_key_endpoint(synth: Synth) -> None:
+    function = _key_function(synth)
+    assert "VpcConfig" not in function
+    assert function["Environment"]["Variables"] == {
+        "CAREQA_ALB_PUBLIC_KEY_URL": "https://public-keys.auth.elb.us-east-1.amazonaws.com/{kid}"
+    }
+    assert function["ImageConfig"]["Command"] == ["alb_key_handler.handler"]
+    assert function["PackageType"] == "Image" and function["Timeout"] == 10
+    assert "KeyFunctionLogs" in json.dumps(function["LoggingConfig"])
+
+
+def test_the_key_lambda_reuses_the_ingestion_image(synth: Synth) -> None:
+    def images(stack: str) -> set[tuple[str, str]]:
+        return {
+            (image["source"]["directory"], image["source"]["dockerFile"])
+            for image in synth.assets(stack)["dockerImages"].values()
+        }
+
+    ingestion = images("ingestion")
+    assert ingestion == {(next(iter(ingestion))[0], "lambdas/Dockerfile")}
+    assert ingestion <= images("service")  # same staged context and Dockerfile: the same image, built once
+    (image,) = [i for i in synth.assets("ingestion")["dockerImages"].values()]
+    staged = synth.outdir / image["source"]["directory"]
+    assert (staged / "lambdas" / "alb_key_handler.py").is_file()
+    assert "alb_key_handler.py" in (staged / "lambdas" / "Dockerfile").read_text()
+
+
+def test_the_key_lambdas_role_may_only_write_its_own_logs(synth: Synth) -> None:
+    role_policies = [
+        p for k, p in synth.resources("service", "AWS::IAM::Policy").items() if k.startswith("KeyFunctionRole")
+    ]
+    statements = [s for p in role_policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert {a for s in statements for a in _as_list(s["Action"])} == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert all("KeyFunctionLogs" in json.dumps(s["Resource"]) for s in statements)
+    (role,) = [r for k, r in synth.resources("service", "AWS::IAM::Role").items() if k.startswith("KeyFunctionRole")]
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_the_tasks_may_invoke_the_key_lambda_and_are_told_its_name(synth: Synth) -> None:
+    invoke = [s for s in _task_role_statements(synth) if "lambda:InvokeFunction" in _as_list(s["Action"])]
+    assert len(invoke) == 1 and _as_list(invoke[0]["Action"]) == ["lambda:InvokeFunction"]
+    assert all("KeyFunction" in json.dumps(r) for r in invoke[0]["Resource"])
+    environment = _environment(synth)
+    assert "KeyFunction" in json.dumps(environment["CAREQA_AUTH__ALB_OIDC__KEY_FUNCTION"])
+
+
+def test_the_tasks_gain_no_internet_route_for_the_keys(synth: Synth) -> None:
+    # The keys come through the Lambda interface endpoint in the app subnets, not through NAT.
+    endpoints = synth.resources("network", "AWS::EC2::VPCEndpoint").values()
+    (lambda_endpoint,) = [e for e in endpoints if str(e["Properties"]["ServiceName"]).endswith(".lambda")]
+    assert lambda_endpoint["Properties"]["PrivateDnsEnabled"] is True
+    assert "appSubnet" in json.dumps(lambda_endpoint["Properties"]["SubnetIds"])
+    (service,) = synth.resources("service", "AWS::ECS::Service").values()
+    assert "appSubnet" in json.dumps(service["Properties"]["NetworkConfiguration"])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

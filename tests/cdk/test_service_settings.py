@@ -17,17 +17,27 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from careqa.auth import AlbOidcAuthenticator, authenticator_for
+from careqa.alb_keys import LambdaKeyFetcher
+from careqa.auth import AlbOidcAuthenticator, authenticator_for, key_fetcher_for
 from careqa.config import Settings, load_settings
 from careqa.feedback import DynamoDBFeedbackStore, open_feedback_store
+from careqa.sources import S3SourceStore, open_source_store
 
 from .conftest import REPO, Synth
 
 ALB_ARN = "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/careqa-alb/0123456789abcdef"
 DOMAIN_HOST = "vpc-careqa-kb-abc123.us-east-1.es.amazonaws.com"
 TABLE = "Careqa-Data-Feedback0123"
+KB_BUCKET = "careqa-data-knowledgebaseb1c941bd-0123abcd"
 #: what each CloudFormation reference in the environment stands for, by a word in the referenced name
-STUBS = {"Alb": ALB_ARN, "Feedback": TABLE, "Domain": DOMAIN_HOST}
+KEY_FUNCTION = "Careqa-Service-KeyFunction0123"
+STUBS = {
+    "Alb": ALB_ARN,
+    "Feedback": TABLE,
+    "Domain": DOMAIN_HOST,
+    "KeyFunction": KEY_FUNCTION,
+    "KnowledgeBase": KB_BUCKET,
+}
 
 
 def resolve(value: Any) -> str:
@@ -113,18 +123,25 @@ def test_the_service_environment_loads_into_valid_settings_for_aws(synth: Synth,
     assert settings.identities == []  # no bearer tokens, and so no published demo token, on AWS
     assert settings.auth.mode == "alb-oidc" and settings.auth.alb_oidc is not None
     assert settings.auth.alb_oidc.load_balancer_arn == ALB_ARN
+    assert settings.auth.alb_oidc.key_function == KEY_FUNCTION
+    assert settings.auth.alb_oidc.key_url_template == "https://public-keys.auth.elb.us-east-1.amazonaws.com/{kid}"
     assert {(i.claim, i.value, i.tenant) for i in settings.auth.alb_oidc.identities} == {
         ("group", "northwind-care-agents", "pharmacy"),
         ("sub", "00u1northwindsupervisor", "pharmacy"),
         ("group", "lakeside-front-desk", "clinic"),
     }
     assert isinstance(authenticator_for(settings), AlbOidcAuthenticator)
+    assert isinstance(key_fetcher_for(settings.auth.alb_oidc), LambdaKeyFetcher)
     assert (settings.feedback.driver, settings.feedback.table, settings.feedback.region) == (
         "dynamodb",
         TABLE,
         "us-east-1",
     )
     assert isinstance(open_feedback_store(settings), DynamoDBFeedbackStore)
+    assert (settings.sources.driver, settings.sources.bucket, settings.sources.region) == ("s3", KB_BUCKET, "us-east-1")
+    sources = open_source_store(settings)
+    assert isinstance(sources, S3SourceStore)
+    assert (sources.bucket, sources.tenants) == (KB_BUCKET, frozenset({"pharmacy", "clinic"}))
     opensearch = settings.index.opensearch
     assert settings.index.driver == "opensearch" and opensearch is not None
     assert (opensearch.endpoint, opensearch.auth, opensearch.region, opensearch.index_prefix) == (
