@@ -119,3 +119,61 @@ def test_a_baseline_that_is_not_run_is_refused_before_anything_is_ingested(files
     assert result.exit_code == 2
     assert "--baseline 'default' is not one of the configurations: bm25" in result.output
     assert not (data / "index").exists() or not any((data / "index").iterdir())
+
+
+# -- careqa eval answers ----------------------------------------------------------------------------------------
+
+JUDGED = [
+    {"id": "j1", "tenant": "pharmacy", "question": "pt got reject 75, what do i tell them", "answerable": True,
+     "sources": ["procedures/claim-rejection-codes.md#code-75-prior-authorization-required"],
+     "facts": ["prior authori[sz]ation", "prescriber"], "forbidden": ["code 70"]},
+    {"id": "j2", "tenant": "pharmacy", "question": "what does code 99 mean", "answerable": False,
+     "forbidden": ["99 means"]},
+    {"id": "j3", "tenant": "clinic", "question": "whats the late cancel fee", "answerable": True,
+     "sources": ["procedures/appointments.md#cancelling-or-rescheduling", "clinic-faq-001"], "facts": [r"\$25"]},
+]  # fmt: skip
+
+
+def test_eval_answers_scores_each_question_and_reports_bad_lines_and_the_guard(tmp_path):
+    judged = tmp_path / "judged.jsonl"
+    lines = [json.dumps(q) for q in JUDGED]
+    lines.insert(1, '{"id": "bad", "tenant": "pharmacy", "question": "x", "answerable": "maybe"}')
+    lines.append(json.dumps({**JUDGED[1], "id": "j4", "tenant": "hospital"}))
+    judged.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(
+        app,
+        ["eval", "answers", "--questions", str(judged), "--data-dir", str(tmp_path / "d"), "--configs", "reader",
+         "--answers", "--json", "-"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{judged}:2: answerable is required" in result.stderr
+    assert f"{judged}:5: unknown tenant 'hospital'" in result.stderr
+    report = json.loads(result.stdout)
+    [reader] = report["results"]
+    verdicts = {qid: q["verdict"] for qid, q in reader["per_question"].items()}
+    assert verdicts == {"j1": "correct", "j2": "abstained", "j3": "correct"}
+    assert reader["answerable"]["correct_share"] == 1.0 and reader["llm_calls"] == 0
+    assert reader["cost_per_1000_answers"] > 0 and "no LLM endpoint" in reader["cost_basis"]
+    assert set(report["guard"]) == {"right", "another_code", "swapped_number", "flipped_negation", "off_topic"}
+    assert report["skipped"] and "unknown tenant" in report["skipped"][1]
+
+
+@pytest.mark.parametrize(
+    "configs,message",
+    [
+        ("reader,writer", "unknown answer configuration 'writer'"),
+        ("reader:reader.nope=1", "reader.nope: no such setting"),
+        ("reader:reader.min_score=high", "reader.min_score"),
+    ],
+)
+def test_eval_answers_refuses_a_bad_configuration_before_any_model_loads(tmp_path, monkeypatch, configs, message):
+    from careqa import runtime
+
+    def no_models(*_args, **_kwargs):
+        raise AssertionError("no model may load before the configurations are checked")
+
+    monkeypatch.setattr(runtime.Runtime, "__init__", no_models)
+    judged = tmp_path / "judged.jsonl"
+    judged.write_text(json.dumps(JUDGED[1]) + "\n")
+    result = runner.invoke(app, ["eval", "answers", "--questions", str(judged), "--configs", configs])
+    assert result.exit_code == 2 and message in result.output
