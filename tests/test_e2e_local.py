@@ -145,7 +145,10 @@ def test_an_agent_asks_follows_a_source_and_leaves_feedback_in_a_real_browser(se
 
     browser.find_element(By.ID, "question").send_keys("What does rejection code 75 mean?")
     browser.find_element(By.ID, "ask").click()
-    wait.until(ec.visibility_of_element_located((By.ID, "result")))
+    # the streamed answer is complete when its final rendering shows the feedback form
+    wait.until(ec.visibility_of_element_located((By.ID, "feedback-form")))
+    asked = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(name.endswith("/v1/ask/stream") for name in asked), asked
     answer = browser.find_element(By.ID, "answer")
     assert "prior authorization" in answer.text.lower()
     citation = answer.find_element(By.CSS_SELECTOR, "a.cite")
@@ -186,3 +189,26 @@ def test_an_agent_asks_follows_a_source_and_leaves_feedback_in_a_real_browser(se
         and r["question"] == "What does rejection code 75 mean?"
         for r in rows
     )
+
+
+def test_the_page_falls_back_to_the_whole_answer_where_a_browser_cannot_read_a_stream(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, _ = server
+    wait = WebDriverWait(browser, 120)
+    browser.get(base + "/")
+    browser.execute_script("sessionStorage.clear();")  # signed out: the page starts at the token form
+    browser.get(base + "/")
+    # a browser without readable response bodies (no streams): fetch still works, the body cannot be read
+    browser.execute_script("Object.defineProperty(Response.prototype, 'body', { get() { return null; } });")
+    browser.find_element(By.ID, "token").send_keys(PHARMACY_TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "question")))
+    browser.find_element(By.ID, "question").send_keys("What does rejection code 88 mean?")
+    browser.find_element(By.ID, "ask").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "feedback-form")))
+    assert "DUR" in browser.find_element(By.ID, "answer").text
+    asked = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(name.endswith("/v1/ask") for name in asked), asked
