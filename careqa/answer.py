@@ -161,7 +161,8 @@ class AnswerEngine:
             draft.notes.append(f"The knowledge base does not list code {listed}.")
         writes = mode == "generate" or (mode == "auto" and not reading.confident and reading.ranked)
         if retrieval.best_similarity < self.settings.retrieval.min_evidence and not reading.found:
-            draft.notes.append("No passage in the knowledge base is close enough to this question.")
+            if not draft.notes:
+                draft.notes.append("No passage in the knowledge base is close enough to this question.")
         elif writes and not (reading.missing_codes and not reading.found):
             events = self._generate(tenant, tenant_cfg.prompt, query, retrieval, reading, known, mode, draft, timings)
             for event in events:

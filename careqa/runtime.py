@@ -153,15 +153,16 @@ class Runtime:
 
     def llm(self, config_name: str, *, endpoint_name: str | None = None) -> tuple[ModelConfig, EndpointChatModel]:
         """Another LLM config, served locally (its stand-in) or by ``endpoint_name`` on SageMaker."""
-        ref = self.settings.models.llm.model_copy(
+        configured = self.settings.models.llm
+        # the configured endpoint keeps its inference component; another endpoint is addressed as a whole
+        component = configured.inference_component if endpoint_name == configured.endpoint_name else None
+        ref = configured.model_copy(
             update={
                 "config": config_name,
                 "transport": "sagemaker" if endpoint_name else "local",
                 "endpoint_name": endpoint_name,
                 "follow_swaps": False,
-                "inference_component": None
-                if endpoint_name != self.settings.models.llm.endpoint_name
-                else self.settings.models.llm.inference_component,
+                "inference_component": component,
             }
         )
         config = _model_config(ref, "llm", "text-generation")
