@@ -46,6 +46,8 @@ _META = re.compile(
     r"\b(?:covers|explains|describes|lists|shows|outlines|sets out|is about|tells)\b",
     re.IGNORECASE,
 )
+#: a line in capitals with no full stop: a heading of a plain-text document
+_HEADING_LINE = re.compile(r"^[A-Z0-9][A-Z0-9 ,&/'’()-]{2,80}$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 #: how a sentence that goes on about the previous one begins
 _CONTINUATION = re.compile(r"^(?:it|its|this|that|these|those|they|then|otherwise|if so|if not|meanwhile)\b", re.I)
@@ -68,6 +70,8 @@ class _Item:
 def _items(body: str) -> list[_Item]:
     items: list[_Item] = []
     for paragraph, line in enumerate(body.splitlines()):
+        if _HEADING_LINE.match(line.strip()):
+            continue  # a plain-text heading ("HSA AND FSA RECEIPTS") names a topic, it says nothing about it
         sentences = [s for s in split_sentences(line) if not s.rstrip().endswith(":") and not _META.match(s)]
         if not sentences:
             continue
