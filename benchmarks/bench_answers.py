@@ -124,7 +124,10 @@ def judged_set(args: argparse.Namespace) -> dict[str, Any]:
     results = []
     for spec in [ae.parse_answer_config(c) for c in args.configs.split(",") if c.strip()]:
         engine = ae.engine_for(runtime, spec)
-        engine.ask(judged[0].tenant, judged[0].question)  # warm caches before timing
+        try:
+            engine.ask(judged[0].tenant, judged[0].question)  # warm caches before timing
+        except ModelInvocationError as exc:
+            print(f"{spec.name}: warm-up failed ({exc}); measuring anyway", file=sys.stderr)
         results.append(ae.run_config(spec.name, engine.answer_mode, engine.ask, judged, errors=(ModelInvocationError,)))
     if args.baseline_ref:
         rows = [{"id": q.id, "tenant": q.tenant, "question": q.question} for q in judged]
