@@ -14,7 +14,7 @@ from careqa.cli_cost import app as cost_app
 from careqa.cli_models import app as models_app
 from careqa.config import Settings, hash_token, load_settings
 from careqa.errors import CareQAError
-from endpoints.errors import ModelConfigError, ModelInvocationError
+from endpoints.errors import ModelInvocationError
 
 app = typer.Typer(
     help="CareQA: grounded, cited answers from a knowledge base for customer-care agents.",
@@ -52,7 +52,7 @@ def _runtime(settings: Settings) -> Any:
 
     try:
         return Runtime(settings)
-    except (CareQAError, ModelConfigError) as exc:
+    except CareQAError as exc:  # model config errors included
         raise _fail(str(exc), 2) from None
 
 
@@ -118,10 +118,10 @@ def ask(
     runtime = _runtime(settings)
     try:
         answer = runtime.engine.ask(tenant, question)
+    except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
+        raise _fail(str(exc)) from None
     except CareQAError as exc:
         raise _fail(exc.message, 2) from None
-    except ModelInvocationError as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return
@@ -289,10 +289,10 @@ def eval_retrieval(
             tenant=tenant,
             baseline=baseline,
         )
+    except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
+        raise _fail(str(exc)) from None
     except (CareQAError, FileNotFoundError) as exc:
         raise _fail(getattr(exc, "message", str(exc)), 2) from None
-    except ModelInvocationError as exc:
-        raise _fail(str(exc)) from None
     report = result.to_dict()
     ingest = report["ingest"]
     summary = (
@@ -413,10 +413,10 @@ def eval_answers(
                 ingest_folder(folder, tenant_id, index=runtime.index, embeddings=runtime.embeddings, sync=True)
         engines = [(spec, ae.engine_for(runtime, spec)) for spec in specs]
         runtime.warm_up()  # latency is measured per answer, not per model load
+    except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
+        raise _fail(str(exc)) from None
     except (CareQAError, FileNotFoundError) as exc:
         raise _fail(getattr(exc, "message", str(exc)), 2) from None
-    except ModelInvocationError as exc:
-        raise _fail(str(exc)) from None
 
     failures = (ModelInvocationError,)
     if kb is not None:

@@ -34,7 +34,6 @@ class FeedbackStoreError(CareQAError):
     """The feedback store could not be reached or refused the write."""
 
     code = "feedback_unavailable"
-    http_status = 503
 
 
 class FeedbackStore(Protocol):

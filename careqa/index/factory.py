@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import ValidationError
 
-from careqa.errors import CareQAError, ConfigError
+from careqa.errors import ConfigError, IndexUnavailableError
 from careqa.index.base import ChunkIndex
 from careqa.index.opensearch_mapping import space_type_for
 
@@ -24,11 +24,10 @@ IndexDriver = Literal["lancedb", "opensearch"]
 DRIVERS: tuple[str, ...] = get_args(IndexDriver)
 
 
-class IndexDriverUnavailableError(CareQAError):
+class IndexDriverUnavailableError(IndexUnavailableError):
     """The configured driver cannot be used in this build (kept for callers that catch it)."""
 
     code = "index_driver_unavailable"
-    http_status = 503
 
 
 def _sigv4_config(endpoint: str | None) -> OpenSearchConfig:

@@ -50,7 +50,7 @@ from opensearchpy import OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import TransportError
 
-from careqa.errors import CareQAError, ConfigError, IndexMismatchError
+from careqa.errors import ConfigError, IndexMismatchError, IndexUnavailableError
 from careqa.index.base import DocState
 from careqa.index.opensearch_mapping import INDEX_PREFIX, SpaceType, index_body, index_name, vector_dimension
 from careqa.types import Chunk, Hit
@@ -88,11 +88,10 @@ BACKOFF_CAP_S = 20.0
 SUPPORTED_SPACES: tuple[SpaceType, ...] = ("cosinesimil", "innerproduct")
 
 
-class OpenSearchIndexError(CareQAError):
+class OpenSearchIndexError(IndexUnavailableError):
     """The cluster refused a request, or kept failing it after the retries."""
 
     code = "index_error"
-    http_status = 503
 
 
 class BulkWriteError(OpenSearchIndexError):
