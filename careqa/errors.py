@@ -29,6 +29,7 @@ layer (``endpoints/errors.py``) and re-exported here::
     │   └── UnknownModelError
     ├── ModelInvocationError (RuntimeError)  the model failed to answer
     │   ├── ModelResponseError               an error body, or one the codec cannot read
+    │   │   └── DimensionMismatchError       vectors of another size than the config says
     │   ├── ModelTimeoutError
     │   ├── ModelThrottledError              still throttled after the retries
     │   │   └── ModelBusyError               a local model's queue is full

@@ -38,8 +38,8 @@ from careqa.errors import CareQAError
 from endpoints.codecs import CODECS, EmbeddingCodec, GenerationRequest
 from endpoints.config import ModelConfig, load_model_config
 from endpoints.errors import ModelConfigError, ModelInvocationError
+from endpoints.sagemaker.transport import SageMakerTransport
 from endpoints.templates import render
-from endpoints.transport import SageMakerTransport
 
 PARAMETER_PREFIX = "/careqa/endpoints/"
 TAG_ENDPOINT = "careqa:endpoint"

@@ -46,6 +46,15 @@ class ModelResponseError(ModelInvocationError):
     """The model answered with an error body or with a body the codec cannot read."""
 
 
+class DimensionMismatchError(ModelResponseError):
+    """The model returned vectors of another size than its config says."""
+
+    def __init__(self, message: str, *, returned: int, expected: int, endpoint: str = "") -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.returned = returned
+        self.expected = expected
+
+
 class ModelTimeoutError(ModelInvocationError):
     """The model did not answer within the configured time."""
 

@@ -129,7 +129,7 @@ def dependencies_from_environment(
     from careqa.models_admin import active_model
     from endpoints.config import load_model_config
     from endpoints.langchain import EndpointEmbeddings
-    from endpoints.transport import SageMakerTransport
+    from endpoints.sagemaker.transport import SageMakerTransport
 
     settings = load_ingest_settings()
     ref = settings.models.embedding
