@@ -41,7 +41,8 @@ def _recorded_config(ref: ModelRef) -> str | None:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from careqa.models_admin import ModelAdminError, active_model
+    from endpoints.sagemaker.errors import ModelAdminError
+    from endpoints.sagemaker.record import active_model
 
     try:
         record = active_model(ref.endpoint_name, boto3.client("ssm", region_name=ref.region))

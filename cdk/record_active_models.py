@@ -26,7 +26,7 @@ for _path in (REPO_ROOT / "cdk", REPO_ROOT):
 
 from careqa_cdk.deploy_config import ACTIVE_MODELS_CONTEXT, DeployConfig, load_deploy_config  # noqa: E402
 
-from careqa.models_admin import active_model  # noqa: E402
+from endpoints.sagemaker.record import active_model  # noqa: E402
 
 
 def read_active_models(config: DeployConfig, ssm: Any) -> dict[str, str]:

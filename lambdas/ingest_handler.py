@@ -126,9 +126,9 @@ def dependencies_from_environment(
     import boto3
 
     from careqa.index.factory import open_index
-    from careqa.models_admin import active_model
     from endpoints.config import load_model_config
     from endpoints.langchain import EndpointEmbeddings
+    from endpoints.sagemaker.record import active_model
     from endpoints.sagemaker.transport import SageMakerTransport
 
     settings = load_ingest_settings()

@@ -1,7 +1,7 @@
 """``JumpStartEndpoint``: a reusable construct that turns a ``ModelConfig`` into a SageMaker endpoint.
 
 It builds the CfnModel / CfnEndpointConfig / CfnEndpoint (and, for scale-to-zero, a CfnInferenceComponent)
-from the pins in ``jumpstart_configs/`` alone: the container is ``careqa.models_admin.container_definition``,
+from the pins in ``jumpstart_configs/`` alone: the container is ``endpoints.sagemaker.builders.container_definition``,
 the same function the swap tool uses, so a model deployed here and one swapped in later are built
 identically, and nothing is looked up over the network at synth.
 
@@ -35,8 +35,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from careqa.models_admin import TAG_MODEL_CONFIG, TAG_MODEL_VERSION, container_definition
 from endpoints.config import ModelConfig
+from endpoints.sagemaker.builders import TAG_MODEL_CONFIG, TAG_MODEL_VERSION, container_definition
 
 HostingMode = Literal["instance", "serverless", "scale_to_zero"]
 VARIANT = "AllTraffic"
