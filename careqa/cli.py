@@ -10,10 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from careqa.cli_cost import app as cost_app
 from careqa.cli_models import app as models_app
 from careqa.config import Settings, hash_token, load_settings
 from careqa.errors import CareQAError
+from careqa_deploy.cli import answer_cost
+from careqa_deploy.cli import app as cost_app
 from endpoints.errors import ModelInvocationError
 
 app = typer.Typer(
@@ -435,7 +436,7 @@ def eval_answers(
             calls_llm = any(s.called_llm for s in score.per_question.values())
             llm = runtime.llm_config if spec.llm is None else load_model_config(spec.llm)
             try:
-                score.cost_per_1000, score.cost_basis = _answer_cost(
+                score.cost_per_1000, score.cost_basis = answer_cost(
                     deploy_config, profile, llm=llm.name if llm.deployable else None, calls_llm=calls_llm
                 )
                 if calls_llm and not llm.deployable:
@@ -461,15 +462,6 @@ def eval_answers(
             typer.echo(text)
         else:
             Path(json_out).write_text(text + "\n", encoding="utf-8")
-
-
-def _answer_cost(deploy_config: Path | None, profile: str, *, llm: str | None, calls_llm: bool) -> tuple[float, str]:
-    """Cost per 1,000 answers from `careqa cost`'s prices (see ``careqa.cost.per_1000_answers``)."""
-    from careqa.cli_cost import DEFAULT_DEPLOY_CONFIG, DEFAULT_PRICES, _load_deploy_config
-    from careqa.cost import load_prices, per_1000_answers
-
-    deploy = _load_deploy_config(deploy_config or DEFAULT_DEPLOY_CONFIG)
-    return per_1000_answers(deploy, load_prices(DEFAULT_PRICES), profile, llm=llm, calls_llm=calls_llm)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ class IndexDriverUnavailableError(IndexUnavailableError):
 
 def _sigv4_config(endpoint: str | None) -> OpenSearchConfig:
     """An ``index.opensearch`` for a bare endpoint: SigV4 in the region the AWS runtime sets (Lambda, ECS)."""
-    from careqa.config import OpenSearchConfig, format_validation_error
+    from careqa.config import OpenSearchConfig
+    from endpoints.errors import format_validation_errors
 
     if not endpoint:
         raise ConfigError("index.opensearch.endpoint: required for the opensearch driver")
@@ -40,7 +41,7 @@ def _sigv4_config(endpoint: str | None) -> OpenSearchConfig:
     try:
         return OpenSearchConfig(endpoint=endpoint, auth="sigv4", region=region)
     except ValidationError as exc:
-        raise ConfigError(f"index.opensearch: {format_validation_error(exc)}") from exc
+        raise ConfigError(f"index.opensearch: {format_validation_errors(exc)}") from exc
 
 
 def open_index(

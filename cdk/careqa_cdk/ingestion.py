@@ -28,10 +28,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from careqa_cdk.common import encrypted_log_group
-from careqa_cdk.deploy_config import DeployConfig, ingest_environment
 from careqa_cdk.jumpstart_endpoint import JumpStartEndpoint
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
-from careqa_cdk.names import INDEX_PATTERN, ingest_role_name
+from careqa_deploy.config import DeployConfig
+from careqa_deploy.environment import ingest_environment
+from careqa_deploy.names import INDEX_PATTERN, ingest_role_name
 from endpoints.config import ModelConfig
 
 

@@ -1,6 +1,6 @@
 """ModelsStack: the embedding and LLM endpoints, their execution role and security group.
 
-Which model each endpoint serves comes from ``deploy_config.resolve_model``: the deploy config's
+Which model each endpoint serves comes from ``careqa_deploy.models.resolve_model``: the deploy config's
 ``config``, unless the swap tool recorded another model as live on that endpoint and the record was
 brought into the CDK context (``careqa:activeModels``). Then the live model is deployed and a warning
 says so, so that a deploy never silently reverts a swap. See cdk/README.md, "Swaps and deploys".
@@ -21,9 +21,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from careqa_cdk.deploy_config import ArtifactSources, DeployConfig, ResolvedModel
 from careqa_cdk.jumpstart_endpoint import DataCapture, JumpStartEndpoint, JumpStartEndpointProps
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
+from careqa_deploy.config import DeployConfig
+from careqa_deploy.models import ArtifactSources, ResolvedModel
 
 CAPTURE_PREFIX = "capture"
 

@@ -52,10 +52,11 @@ from constructs import Construct
 
 from careqa.alb_keys import public_key_url
 from careqa_cdk.common import encrypted_log_group
-from careqa_cdk.deploy_config import DeployConfig, DeployConfigError, service_environment
 from careqa_cdk.jumpstart_endpoint import JumpStartEndpoint
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
-from careqa_cdk.names import INDEX_PATTERN, KEY_FUNCTION_MEMORY_MB, SSM_PATH, service_task_role_name
+from careqa_deploy.config import DeployConfig, DeployConfigError
+from careqa_deploy.environment import service_environment
+from careqa_deploy.names import INDEX_PATTERN, KEY_FUNCTION_MEMORY_MB, SSM_PATH, service_task_role_name
 
 PORT = 8000
 

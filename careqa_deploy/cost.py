@@ -5,25 +5,23 @@ assumptions), the list prices in ``cdk/prices.yaml`` (with their date and region
 stacks (how many keys, secrets, interface endpoints and alarms they create). It is a planning aid: the
 prices are list prices to verify, and usage-based lines are only as good as the ``usage`` section.
 
-The deploy config model lives with the CDK app (``cdk/careqa_cdk/deploy_config.py``, plain pydantic);
-``careqa.cli_cost`` puts ``cdk/`` on the import path before calling in here.
+The shape of the stacks comes from ``careqa_deploy.names``, which the CDK app builds them from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from careqa.config import StrictModel
 from careqa.errors import CareQAError
+from careqa_deploy.config import PROFILES, DeployConfig, DeployConfigError, parse_deploy_config
+from careqa_deploy.names import INTERFACE_ENDPOINTS, KEY_FUNCTION_MEMORY_MB, KMS_KEYS, SECRETS
 
-if TYPE_CHECKING:
-    from careqa_cdk.deploy_config import DeployConfig
-
-PROFILES = ("cheap", "production")
 CATEGORIES = ("models", "search", "service", "network", "data", "observability")
 GB = 1024**3
 #: alarms the monitoring stack creates (4 endpoint, 2 load balancer, 1 dead-letter, 3 OpenSearch)
@@ -44,22 +42,18 @@ class CostError(CareQAError):
     code = "cost_error"
 
 
-class _Prices(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SageMakerPrices(_Prices):
+class SageMakerPrices(StrictModel):
     instance_hour: dict[str, float]
     serverless_gb_second: float
     data_processed_gb: float
 
 
-class OpenSearchPrices(_Prices):
+class OpenSearchPrices(StrictModel):
     instance_hour: dict[str, float]
     gp3_gb_month: float
 
 
-class Prices(_Prices):
+class Prices(StrictModel):
     """``cdk/prices.yaml``: public list prices for one region on one date."""
 
     as_of: str
@@ -143,8 +137,6 @@ class Estimate:
 
 def _profile_lines(config: DeployConfig, prices: Prices, profile: str) -> list[tuple[str, str, float, str]]:
     """(category, name, USD per month, basis) for one profile."""
-    from careqa_cdk.names import INTERFACE_ENDPOINTS, KEY_FUNCTION_MEMORY_MB, KMS_KEYS, SECRETS
-
     hours = prices.hours_per_month
     usage = config.usage
     cheap = profile == "cheap"
@@ -359,8 +351,6 @@ def _profile_lines(config: DeployConfig, prices: Prices, profile: str) -> list[t
 
 def estimate(config: DeployConfig, prices: Prices) -> Estimate:
     """Both profiles' monthly costs for ``config``, line by line."""
-    from careqa_cdk.deploy_config import DeployConfigError
-
     result = Estimate(
         region=config.env.region, currency=prices.currency, prices_as_of=prices.as_of, prices_region=prices.region
     )
@@ -431,8 +421,6 @@ def per_1000_answers(
     ``llm`` prices another deployable LLM config in the deploy config's place (a model bake-off).
     """
     if calls_llm and llm and llm != config.llm.config:
-        from careqa_cdk.deploy_config import parse_deploy_config
-
         raw = config.model_dump(exclude_none=True)
         # priced only, never deployed: a gated model's licence question does not arise, and the model's own
         # default instance type replaces any the deploy config pinned for its LLM
