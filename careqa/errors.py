@@ -45,7 +45,8 @@ layer (``endpoints/errors.py``) and re-exported here::
     └── CostError                            careqa_deploy/cost.py
 
 Signals that never leave their module stay plain exceptions: the key lookups of ``careqa/alb_keys.py``
-(translated by ``careqa/auth.py``) and the Lambda handlers' per-record failures.
+(translated by ``careqa/auth.py``), ``careqa/knowledge.py``'s rejections (reported per file and line) and the
+Lambda handlers' per-record failures.
 """
 
 from endpoints.errors import CareQAError
