@@ -41,6 +41,15 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _write_json(payload: Any, json_out: str) -> None:
+    """``--json PATH`` writes the results to PATH; ``--json -`` prints them (the tables then go to stderr)."""
+    text = json.dumps(payload, indent=2)
+    if json_out == "-":
+        typer.echo(text)
+    else:
+        Path(json_out).write_text(text + "\n", encoding="utf-8")
+
+
 def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
@@ -304,11 +313,7 @@ def eval_retrieval(
     typer.echo(summary, err=to_stdout)
     typer.echo(format_table(result.results), err=to_stdout)
     if json_out:
-        text = json.dumps(report, indent=2)
-        if to_stdout:
-            typer.echo(text)
-        else:
-            Path(json_out).write_text(text + "\n", encoding="utf-8")
+        _write_json(report, json_out)
 
 
 @eval_app.command("answers")
@@ -457,11 +462,7 @@ def eval_answers(
             typer.echo(ae.format_guard(tallies), err=to_stdout)
             payload["guard"] = {k: {"n": t.n, "kept": t.kept, "examples": t.examples} for k, t in tallies.items()}
     if json_out:
-        text = json.dumps(payload, indent=2)
-        if to_stdout:
-            typer.echo(text)
-        else:
-            Path(json_out).write_text(text + "\n", encoding="utf-8")
+        _write_json(payload, json_out)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import TransportError
 
 from careqa.errors import ConfigError, IndexMismatchError, IndexUnavailableError
-from careqa.index.base import DocState
+from careqa.index.base import STORED_FIELDS, DocState
 from careqa.index.opensearch_mapping import INDEX_PREFIX, SpaceType, index_body, index_name, vector_dimension
 from careqa.types import Chunk, Hit
 
@@ -61,20 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: the chunk fields stored in ``_source`` besides the vector (every ``Chunk`` field the mapping declares)
-FIELDS = (
-    "chunk_id",
-    "doc_id",
-    "tenant",
-    "kind",
-    "title",
-    "source_url",
-    "source_file",
-    "text",
-    "embed_text",
-    "question",
-    "position",
-    "content_hash",
-)
+FIELDS = STORED_FIELDS
 LEXICAL_FIELDS = ("text", "title", "question")
 #: statuses worth retrying: throttling, and a cluster that is briefly unavailable
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
