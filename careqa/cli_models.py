@@ -1,8 +1,8 @@
 """``careqa models``: list the models live on CareQA's SageMaker endpoints, swap one safely, and check
 the model configs' pins against JumpStart.
 
-The commands are thin: they build boto3 clients, call ``careqa.models_admin`` (or
-``careqa.jumpstart_pins``) and turn its errors into exit codes. ``swap``: 0 done, 1 swap failed and rolled
+The commands are thin: they build boto3 clients, call the SageMaker control plane (``endpoints/sagemaker/``)
+or ``careqa.jumpstart_pins`` and turn its errors into exit codes. ``swap``: 0 done, 1 swap failed and rolled
 back, 2 refused before any change, 3 rollback failed: the endpoint needs a person. ``verify``: 0 every pin
 matches JumpStart, 1 drift, 2 a lookup failed. ``refresh``: 0 written (or nothing to write), 2 a lookup or
 edit failed. ``build_app`` takes the client factory, the sleep function and the SDK loader, so tests run
@@ -100,7 +100,8 @@ def build_app(
         """Print each CareQA endpoint with the model recorded as live on it."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from careqa.models_admin import ModelAdminError, list_careqa_endpoints
+        from endpoints.sagemaker.errors import ModelAdminError
+        from endpoints.sagemaker.listing import list_careqa_endpoints
 
         region = region_of(region)
         try:
@@ -142,16 +143,12 @@ def build_app(
         """Move ENDPOINT to the model in CONFIG: blue/green update, smoke test, record; roll back on failure."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from careqa.models_admin import (
-            DeploymentOptions,
-            ModelAdminError,
-            RollbackFailed,
-            SwapFailed,
-            execute_swap,
-            plan_swap,
-        )
         from endpoints.config import load_model_config
         from endpoints.errors import ModelConfigError
+        from endpoints.sagemaker.errors import ModelAdminError, RollbackFailed, SwapFailed
+        from endpoints.sagemaker.execute import execute_swap
+        from endpoints.sagemaker.plan import plan_swap
+        from endpoints.sagemaker.policy import DeploymentOptions
 
         region = region_of(region)
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,17 +18,40 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from careqa.alb_keys import arn_partition_region, check_url_template, public_key_url
 from careqa.errors import ConfigError, UnknownTenantError
 from careqa.knowledge import MAX_FILE_BYTES
+from endpoints.errors import format_validation_errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config" / "local.yaml"
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every config section here and in the deploy config: an unknown field is an error, not ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class FewShotExample(_Strict):
+def unique_tenant_ids(ids: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming each tenant id listed more than once."""
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate tenant ids: {duplicates}")
+
+
+def shared_identity(mappings: Iterable[tuple[str, str, str]]) -> tuple[int, str, str, str, str] | None:
+    """The first identity two tenants claim, among ``(claim, value, tenant)`` mappings: an identity has one tenant.
+
+    Returns ``(position, claim, value, first tenant, other tenant)``, or None when every identity has one tenant.
+    """
+    owners: dict[tuple[str, str], str] = {}
+    for position, (claim, value, tenant) in enumerate(mappings):
+        owner = owners.setdefault((claim, value), tenant)
+        if owner != tenant:
+            return position, claim, value, owner, tenant
+    return None
+
+
+class FewShotExample(StrictModel):
     context: str
     question: str
     answer: str
@@ -53,14 +77,14 @@ DEFAULT_EXAMPLES = [
 ]
 
 
-class PromptConfig(_Strict):
+class PromptConfig(StrictModel):
     """A tenant's prompt: the instruction line and the worked examples shown to the model."""
 
     instructions: str = DEFAULT_INSTRUCTIONS
     examples: list[FewShotExample] = Field(default_factory=lambda: list(DEFAULT_EXAMPLES), max_length=4)
 
 
-class TenantConfig(_Strict):
+class TenantConfig(StrictModel):
     id: str = Field(pattern=TENANT_PATTERN)
     name: str = Field(min_length=1)
     kb_path: Path | None = Field(default=None, description="the tenant's knowledge-base folder (local runs)")
@@ -82,7 +106,7 @@ class TenantConfig(_Strict):
         return glossary
 
 
-class IdentityConfig(_Strict):
+class IdentityConfig(StrictModel):
     """A bearer token (stored only as its SHA-256) and the agent identity and tenant it stands for."""
 
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -91,7 +115,7 @@ class IdentityConfig(_Strict):
     demo: bool = Field(default=False, description="a published demo token: refused on non-loopback hosts")
 
 
-class LocalQueueConfig(_Strict):
+class LocalQueueConfig(StrictModel):
     """A local model serves one request at a time; these bound the queue in front of it."""
 
     max_waiting: int = Field(default=8, ge=0, le=1000, description="requests that may wait for their turn")
@@ -100,7 +124,7 @@ class LocalQueueConfig(_Strict):
     )
 
 
-class ModelRef(_Strict):
+class ModelRef(StrictModel):
     config: str = Field(description="a jumpstart_configs/ entry")
     queue: LocalQueueConfig = Field(default_factory=LocalQueueConfig, description="local transport only")
     transport: Literal["local", "sagemaker"] = "local"
@@ -123,7 +147,7 @@ class ModelRef(_Strict):
         return self
 
 
-class ModelsConfig(_Strict):
+class ModelsConfig(StrictModel):
     embedding: ModelRef = ModelRef(config="huggingface-textembedding-all-MiniLM-L6-v2")
     llm: ModelRef = ModelRef(config="local-gemma-3-270m")
 
@@ -141,7 +165,7 @@ def _required_when(condition: bool, what: str) -> None:
         raise _field_error(f"required when {what}")
 
 
-class OpenSearchConfig(_Strict):
+class OpenSearchConfig(StrictModel):
     """The OpenSearch domain (AWS) or cluster (local) that holds one index per tenant."""
 
     endpoint: str = Field(description="https://<domain endpoint>; plain http only for a cluster on a loopback host")
@@ -181,7 +205,7 @@ class OpenSearchConfig(_Strict):
         return value
 
 
-class IndexConfig(_Strict):
+class IndexConfig(StrictModel):
     driver: Literal["lancedb", "opensearch"] = "lancedb"
     path: Path | None = Field(default=None, description="the lancedb folder; defaults to <data_dir>/index")
     opensearch: OpenSearchConfig | None = Field(
@@ -195,7 +219,7 @@ class IndexConfig(_Strict):
         return value
 
 
-class RetrievalConfig(_Strict):
+class RetrievalConfig(StrictModel):
     """How documents are found and ranked; ``careqa eval`` compares settings on judged questions."""
 
     top_k: int = Field(default=4, gt=0, le=20)
@@ -236,7 +260,7 @@ class RetrievalConfig(_Strict):
 AnswerStrategy = Literal["reader", "generate", "auto"]
 
 
-class ReaderConfig(_Strict):
+class ReaderConfig(StrictModel):
     """How the reader picks the Q&A pair or section that answers, and the sentences it quotes (``careqa.reader``).
 
     Tuned with ``careqa eval answers`` on the public judged set (``sample_kb/judged-answers.jsonl``).
@@ -269,7 +293,7 @@ class ReaderConfig(_Strict):
     sentence_code_bonus: float = Field(default=0.2, ge=0, le=2)
 
 
-class GuardConfig(_Strict):
+class GuardConfig(StrictModel):
     min_similarity: float = Field(default=0.55, ge=-1, le=1, description="sentence-to-passage cosine needed")
     min_coverage: float = Field(
         default=0.75, ge=0, le=1, description="share of a sentence's content words in the passage"
@@ -289,13 +313,13 @@ class GuardConfig(_Strict):
     )
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(StrictModel):
     max_question_chars: int = Field(default=1000, gt=0, le=20000)
     max_comment_chars: int = Field(default=2000, gt=0)
     source_link_ttl_s: int = Field(default=3600, gt=0)
 
 
-class FeedbackConfig(_Strict):
+class FeedbackConfig(StrictModel):
     """Where answers and ratings are stored: SQLite locally, a DynamoDB table on AWS."""
 
     driver: Literal["sqlite", "dynamodb"] = "sqlite"
@@ -312,7 +336,7 @@ class FeedbackConfig(_Strict):
         return self
 
 
-class SourcesConfig(_Strict):
+class SourcesConfig(StrictModel):
     """Where ``GET /sources/...`` reads the knowledge-base files it renders (``careqa/sources.py``)."""
 
     driver: Literal["local", "s3"] = Field(
@@ -341,7 +365,7 @@ class SourcesConfig(_Strict):
         return value
 
 
-class OidcIdentityConfig(_Strict):
+class OidcIdentityConfig(StrictModel):
     """An OIDC subject (``sub``) or group, as the load balancer's identity provider names it, and its tenant."""
 
     claim: Literal["sub", "group"]
@@ -349,7 +373,7 @@ class OidcIdentityConfig(_Strict):
     tenant: str
 
 
-class AlbOidcConfig(_Strict):
+class AlbOidcConfig(StrictModel):
     """Agents authenticated by the load balancer's authenticate-oidc action (see cdk/README.md, "Authentication").
 
     The service verifies the load balancer's signed ``x-amzn-oidc-data`` token (careqa/auth.py): the
@@ -399,7 +423,7 @@ class AlbOidcConfig(_Strict):
         return arn_partition_region(self.load_balancer_arn)[1]
 
 
-class AuthConfig(_Strict):
+class AuthConfig(StrictModel):
     """How agents are authenticated: bearer tokens (``identities``, the default) or the load balancer's OIDC."""
 
     mode: Literal["bearer", "alb-oidc"] = "bearer"
@@ -448,10 +472,7 @@ class Settings(BaseSettings):
     @field_validator("tenants")
     @classmethod
     def _unique_tenants(cls, tenants: list[TenantConfig]) -> list[TenantConfig]:
-        ids = [t.id for t in tenants]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate tenant ids: {duplicates}")
+        unique_tenant_ids([t.id for t in tenants])
         return tenants
 
     @model_validator(mode="after")
@@ -463,14 +484,15 @@ class Settings(BaseSettings):
         hashes = [i.token_sha256 for i in self.identities]
         if len(hashes) != len(set(hashes)):
             raise ValueError("identities: the same token is listed twice")
-        owners: dict[tuple[str, str], str] = {}
-        for i, oidc in enumerate(self.auth.alb_oidc.identities if self.auth.alb_oidc else []):
-            where = f"auth.alb_oidc.identities.{i}"
-            if oidc.tenant not in known:
-                raise ValueError(f"{where}.tenant: unknown tenant {oidc.tenant!r}; known: {sorted(known)}")
-            owner = owners.setdefault((oidc.claim, oidc.value), oidc.tenant)
-            if owner != oidc.tenant:
-                raise ValueError(f"{where}: {oidc.claim} {oidc.value!r} is mapped to {owner!r} and {oidc.tenant!r}")
+        oidc_identities = self.auth.alb_oidc.identities if self.auth.alb_oidc else []
+        unknown = next((i for i, oidc in enumerate(oidc_identities) if oidc.tenant not in known), None)
+        shared = shared_identity((oidc.claim, oidc.value, oidc.tenant) for oidc in oidc_identities)
+        if unknown is not None and (shared is None or unknown <= shared[0]):  # the first problem in file order
+            where, tenant = f"auth.alb_oidc.identities.{unknown}", oidc_identities[unknown].tenant
+            raise ValueError(f"{where}.tenant: unknown tenant {tenant!r}; known: {sorted(known)}")
+        if shared is not None:
+            i, claim, value, owner, other = shared
+            raise ValueError(f"auth.alb_oidc.identities.{i}: {claim} {value!r} is mapped to {owner!r} and {other!r}")
         return self
 
     def tenant(self, tenant_id: str) -> TenantConfig:
@@ -506,14 +528,6 @@ def _resolve_relative(settings: Settings) -> Settings:
     return settings.model_copy(update={"tenants": tenants})
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        lines.append(f"{loc or 'config'}: {err['msg']}")
-    return "; ".join(lines)
-
-
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Load and validate settings; raise ConfigError naming each bad field."""
     path = Path(config_file or os.environ.get("CAREQA_CONFIG_FILE") or DEFAULT_CONFIG)
@@ -524,7 +538,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     try:
         settings = Settings(config_file=path, **overrides)
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration in {path}: {format_validation_error(exc)}") from exc
+        raise ConfigError(f"invalid configuration in {path}: {format_validation_errors(exc)}") from exc
     finally:
         if previous is None:
             os.environ.pop("CAREQA_CONFIG_FILE", None)

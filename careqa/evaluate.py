@@ -21,12 +21,13 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import ValidationError
 
-from careqa.config import RetrievalConfig, format_validation_error
+from careqa.config import RetrievalConfig
 from careqa.errors import CareQAError
 from careqa.index.base import ChunkIndex
 from careqa.ingest import IngestReport, ingest_folder
 from careqa.knowledge import MAX_FILE_BYTES
 from careqa.retrieve import HybridRetriever
+from endpoints.errors import format_validation_errors
 
 EVAL_TENANT = "eval"
 #: staged JSONL parts stay well under the loader's per-file limit
@@ -259,7 +260,7 @@ def parse_config_spec(spec: str, base: RetrievalConfig) -> RetrievalConfig:
     try:
         return RetrievalConfig.model_validate(values)
     except ValidationError as exc:
-        raise EvalInputError(f"{spec}: {format_validation_error(exc)}") from None
+        raise EvalInputError(f"{spec}: {format_validation_errors(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------------

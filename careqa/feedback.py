@@ -34,7 +34,19 @@ class FeedbackStoreError(CareQAError):
     """The feedback store could not be reached or refused the write."""
 
     code = "feedback_unavailable"
-    http_status = 503
+
+
+def _new_feedback(*, tenant: str, subject: str, answer_id: str, rating: Rating, comment: str) -> Feedback:
+    """A rating as both stores keep it: a fresh id and the time it was given."""
+    return Feedback(
+        feedback_id=uuid.uuid4().hex,
+        answer_id=answer_id,
+        tenant=tenant,
+        subject=subject,
+        rating=rating,
+        comment=comment,
+        created_at=datetime.now(UTC),
+    )
 
 
 class FeedbackStore(Protocol):
@@ -110,15 +122,7 @@ class SQLiteFeedbackStore:
             )
 
     def add_feedback(self, *, tenant: str, subject: str, answer_id: str, rating: Rating, comment: str) -> Feedback:
-        feedback = Feedback(
-            feedback_id=uuid.uuid4().hex,
-            answer_id=answer_id,
-            tenant=tenant,
-            subject=subject,
-            rating=rating,
-            comment=comment,
-            created_at=datetime.now(UTC),
-        )
+        feedback = _new_feedback(tenant=tenant, subject=subject, answer_id=answer_id, rating=rating, comment=comment)
         with self._lock, self._conn:
             row = self._conn.execute("SELECT tenant FROM answers WHERE answer_id = ?", (answer_id,)).fetchone()
             # Another tenant's answer is reported exactly like a missing one: ids must not leak across tenants.
@@ -218,15 +222,7 @@ class DynamoDBFeedbackStore:
         answer = found.get("Item")
         if answer is None:
             raise NotFoundError(f"no answer {answer_id!r} for this tenant")
-        feedback = Feedback(
-            feedback_id=uuid.uuid4().hex,
-            answer_id=answer_id,
-            tenant=tenant,
-            subject=subject,
-            rating=rating,
-            comment=comment,
-            created_at=datetime.now(UTC),
-        )
+        feedback = _new_feedback(tenant=tenant, subject=subject, answer_id=answer_id, rating=rating, comment=comment)
         created = feedback.created_at.isoformat()
         item = {
             "pk": self._pk(tenant),

@@ -37,6 +37,7 @@ from careqa.errors import CareQAError
 from endpoints.codecs import CODECS
 from endpoints.config import CONFIGS_DIR, ModelConfig, available_models, load_model_config
 from endpoints.containers import family_of_image
+from endpoints.errors import format_validation_errors
 
 SDK_PACKAGE = "sagemaker-core"
 SDK_MISSING = (
@@ -459,5 +460,5 @@ def _validate(text: str, name: str) -> None:
     try:
         ModelConfig.model_validate({**raw, "name": name})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+        problems = format_validation_errors(exc)
         raise PinError(f"{name}: the refreshed file would be invalid, left unchanged: {problems}") from None

@@ -15,36 +15,23 @@ from careqa.retrieve import HybridRetriever
 from endpoints import ModelConfig, load_model_config
 from endpoints.langchain import EndpointChatModel, EndpointEmbeddings
 from endpoints.local import local_transport
-from endpoints.transport import SageMakerTransport, Transport
+from endpoints.transport import Transport
 
 log = logging.getLogger(__name__)
 
 
 def _transport(ref: ModelRef, config: ModelConfig) -> Transport:
+    """The transport ``ref`` names; the SageMaker one is imported only when used, so local runs never load boto3."""
     if ref.transport == "local":
         return local_transport(
             config, timeout_s=ref.timeout_s, max_waiting=ref.queue.max_waiting, max_wait_s=ref.queue.max_wait_s
         )
+    from endpoints.sagemaker.transport import SageMakerTransport
+
     assert ref.endpoint_name is not None
-    transport = SageMakerTransport(ref.endpoint_name, region=ref.region, timeout_s=ref.timeout_s)
-    if ref.inference_component:
-        _target_inference_component(transport, ref.inference_component)
-    return transport
-
-
-def _target_inference_component(transport: SageMakerTransport, component: str) -> None:
-    """Send ``InferenceComponentName`` with every invocation (an endpoint hosting inference components needs it).
-
-    Added through botocore's parameter hook on the transport's own client, so retries, timeouts and streaming
-    stay the transport's. (The transport has no such option of its own yet.)
-    """
-
-    def add_component(params: dict[str, object], **_: object) -> None:
-        params.setdefault("InferenceComponentName", component)
-
-    events = transport._client.meta.events  # type: ignore[union-attr]
-    for operation in ("InvokeEndpoint", "InvokeEndpointWithResponseStream"):
-        events.register(f"provide-client-params.sagemaker-runtime.{operation}", add_component)
+    return SageMakerTransport(
+        ref.endpoint_name, inference_component=ref.inference_component, region=ref.region, timeout_s=ref.timeout_s
+    )
 
 
 def _recorded_config(ref: ModelRef) -> str | None:
@@ -54,7 +41,8 @@ def _recorded_config(ref: ModelRef) -> str | None:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from careqa.models_admin import ModelAdminError, active_model
+    from endpoints.sagemaker.errors import ModelAdminError
+    from endpoints.sagemaker.record import active_model
 
     try:
         record = active_model(ref.endpoint_name, boto3.client("ssm", region_name=ref.region))

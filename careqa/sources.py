@@ -71,14 +71,12 @@ class SourceStoreError(CareQAError):
     """The knowledge-base store could not be read (denied, unreachable, misconfigured)."""
 
     code = "source_unavailable"
-    http_status = 502
 
 
 class SourceTooLargeError(CareQAError):
     """The document is larger than ``sources.max_bytes``."""
 
     code = "source_too_large"
-    http_status = 502
 
 
 class SourceStore(Protocol):

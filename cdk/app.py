@@ -20,36 +20,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-for _path in (REPO_ROOT / "cdk", REPO_ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 # The jsii runtime warns on every start under an end-of-life Node; the CDK itself works on it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 
 import aws_cdk as cdk  # noqa: E402
 from careqa_cdk.data import DataProps, DataStack  # noqa: E402
-from careqa_cdk.deploy_config import (  # noqa: E402
-    ACTIVE_MODELS_CONTEXT,
-    ALLOW_UNVERIFIED_PINS_CONTEXT,
-    DeployConfig,
-    DeployConfigError,
-    artifact_sources,
-    check_model_pins,
-    load_deploy_config,
-    parse_active_models,
-    parse_allow_unverified,
-    resolve_model,
-)
 from careqa_cdk.ingestion import IngestionProps, IngestionStack  # noqa: E402
 from careqa_cdk.models import ModelsProps, ModelsStack  # noqa: E402
 from careqa_cdk.monitoring import MonitoringProps, MonitoringStack  # noqa: E402
 from careqa_cdk.nag import add_nag_packs  # noqa: E402
-from careqa_cdk.names import ingest_role_name, service_task_role_name  # noqa: E402
 from careqa_cdk.network import NetworkProps, NetworkStack  # noqa: E402
 from careqa_cdk.service import ServiceProps, ServiceStack  # noqa: E402
 
 from careqa.index.opensearch_mapping import space_type_for  # noqa: E402
+from careqa_deploy.config import DeployConfig, DeployConfigError, load_deploy_config  # noqa: E402
+from careqa_deploy.models import (  # noqa: E402
+    ACTIVE_MODELS_CONTEXT,
+    ALLOW_UNVERIFIED_PINS_CONTEXT,
+    artifact_sources,
+    check_model_pins,
+    parse_active_models,
+    parse_allow_unverified,
+    resolve_model,
+)
+from careqa_deploy.names import ingest_role_name, service_task_role_name  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_CONFIG = "config/deploy.example.yaml"
 #: CDK behaviours this app relies on; cdk.json or -c can still override them

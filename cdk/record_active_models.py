@@ -19,14 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from careqa_deploy.config import DeployConfig, load_deploy_config
+from careqa_deploy.models import ACTIVE_MODELS_CONTEXT
+from endpoints.sagemaker.record import active_model
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-for _path in (REPO_ROOT / "cdk", REPO_ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from careqa_cdk.deploy_config import ACTIVE_MODELS_CONTEXT, DeployConfig, load_deploy_config  # noqa: E402
-
-from careqa.models_admin import active_model  # noqa: E402
 
 
 def read_active_models(config: DeployConfig, ssm: Any) -> dict[str, str]:

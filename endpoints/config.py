@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from endpoints.containers import ContainerFamily, family_of_image
-from endpoints.errors import ModelConfigError, UnknownModelError
+from endpoints.errors import ModelConfigError, UnknownModelError, format_validation_errors
 
 CONFIGS_DIR = Path(
     os.environ.get("CAREQA_JUMPSTART_CONFIGS", Path(__file__).resolve().parent.parent / "jumpstart_configs")
@@ -176,7 +176,4 @@ def load_model_config(name_or_path: str | Path, configs_dir: Path | None = None)
     try:
         return ModelConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ModelConfigError(f"{path}: invalid model config: {problems}") from exc
+        raise ModelConfigError(f"{path}: invalid model config: {format_validation_errors(exc)}") from exc

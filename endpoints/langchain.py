@@ -1,4 +1,4 @@
-"""The models as LangChain components: ``Embeddings`` and a chat model over any transport and codec."""
+"""The models as LangChain components: ``Embeddings`` and a chat model over the clients of ``endpoints.client``."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, ConfigDict
 
+from endpoints.client import EmbeddingClient, GenerationClient
 from endpoints.codecs import EmbeddingCodec, GenerationCodec, GenerationRequest, embedding_codec, generation_codec
 from endpoints.config import ModelConfig
-from endpoints.errors import ModelResponseError
-from endpoints.templates import render
-from endpoints.transport import StreamingTransport, Transport
+from endpoints.transport import Transport
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
@@ -48,28 +47,27 @@ class EndpointEmbeddings(BaseModel, Embeddings):
             max_input_chars=config.max_input_chars,
         )
 
-    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
-        body = self.codec.encode_request([t[: self.max_input_chars] for t in texts])
-        vectors = self.codec.decode_response(
-            self.transport.invoke(body, content_type=self.codec.content_type, accept=self.codec.accept), len(texts)
+    @property
+    def client(self) -> EmbeddingClient:
+        """The model client these fields describe (batches, truncation, the dimension check)."""
+        return EmbeddingClient(
+            name=self.model_id,
+            codec=self.codec,
+            transport=self.transport,
+            dimension=self.dimension,
+            batch_size=self.batch_size,
+            max_input_chars=self.max_input_chars,
         )
-        for v in vectors:
-            if len(v) != self.dimension:
-                raise ModelResponseError(
-                    f"{self.model_id}: returned {len(v)}-dimensional vectors, config says {self.dimension}"
-                )
-        if self.normalize:
-            vectors = [_unit(v) for v in vectors]
-        return vectors
+
+    def _vectors(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.client.embed(texts)
+        return [_unit(v) for v in vectors] if self.normalize else vectors
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            out.extend(self._embed_batch(texts[start : start + self.batch_size]))
-        return out
+        return self._vectors(texts)
 
     def embed_query(self, text: str) -> list[float]:
-        return self._embed_batch([text])[0]
+        return self._vectors([text])[0]
 
 
 def _unit(vector: list[float]) -> list[float]:
@@ -109,14 +107,20 @@ class EndpointChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "careqa-endpoint"
 
+    @property
+    def client(self) -> GenerationClient:
+        """The model client these fields describe (prompt rendering, generate, stream)."""
+        return GenerationClient(
+            name=self.model_id, codec=self.codec, transport=self.transport, chat_template=self.chat_template
+        )
+
     def request_for(
         self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> GenerationRequest:
         """The canonical request this model sends for ``messages`` (rendered for text formats)."""
-        turns = tuple({"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages)
-        return GenerationRequest(
-            prompt="" if self.codec.takes_messages else render(turns, self.chat_template),
-            messages=turns if self.codec.takes_messages else (),
+        turns = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
+        return self.client.request(
+            turns,
             max_new_tokens=int(kwargs.get("max_new_tokens", self.max_new_tokens)),
             temperature=float(kwargs.get("temperature", self.temperature)),
             top_p=float(kwargs.get("top_p", self.top_p)),
@@ -130,16 +134,13 @@ class EndpointChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        body = self.codec.encode_request(self.request_for(messages, stop, **kwargs))
-        text = self.codec.decode_response(
-            self.transport.invoke(body, content_type=self.codec.content_type, accept=self.codec.accept)
-        )
+        text = self.client.generate(self.request_for(messages, stop, **kwargs))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
     @property
     def can_stream(self) -> bool:
         """Whether both the payload format and the transport stream tokens (else ``stream`` yields one chunk)."""
-        return self.codec.supports_streaming and isinstance(self.transport, StreamingTransport)
+        return self.client.can_stream
 
     def _stream(
         self,
@@ -148,20 +149,7 @@ class EndpointChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request = self.request_for(messages, stop, **kwargs)
-        if not self.can_stream:
-            # Text2text containers (and any transport without a stream) answer in one piece: one chunk.
-            text = self.codec.decode_response(
-                self.transport.invoke(
-                    self.codec.encode_request(request), content_type=self.codec.content_type, accept=self.codec.accept
-                )
-            )
-            pieces: Iterator[str] = iter([text])
-        else:
-            body = self.codec.encode_stream_request(request)
-            chunks = self.transport.invoke_stream(body, content_type=self.codec.content_type, accept=self.codec.accept)
-            pieces = self.codec.decode_stream(chunks)
-        for piece in pieces:
+        for piece in self.client.stream(self.request_for(messages, stop, **kwargs)):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager is not None:
                 run_manager.on_llm_new_token(piece, chunk=chunk)

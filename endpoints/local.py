@@ -17,8 +17,8 @@ from typing import Any
 from endpoints.codecs import EmbeddingCodec, GenerationCodec, embedding_codec, generation_codec
 from endpoints.config import ModelConfig
 from endpoints.errors import ModelConfigError, ModelResponseError, ModelTimeoutError
+from endpoints.local_transport import LocalTransport
 from endpoints.templates import render
-from endpoints.transport import LocalTransport
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -106,12 +106,12 @@ def load_ingest_settings() -> IngestSettings:
     """``IngestSettings`` from the environment; a bad or missing value raises ``ConfigError`` naming the field."""
     from pydantic import ValidationError
 
-    from careqa.config import format_validation_error
+    from endpoints.errors import format_validation_errors
 
     try:
         return IngestSettings()  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(f"invalid ingestion settings: {format_validation_error(exc)}") from exc
+        raise ConfigError(f"invalid ingestion settings: {format_validation_errors(exc)}") from exc
 
 
 def dependencies_from_environment(
@@ -126,10 +126,10 @@ def dependencies_from_environment(
     import boto3
 
     from careqa.index.factory import open_index
-    from careqa.models_admin import active_model
     from endpoints.config import load_model_config
     from endpoints.langchain import EndpointEmbeddings
-    from endpoints.transport import SageMakerTransport
+    from endpoints.sagemaker.record import active_model
+    from endpoints.sagemaker.transport import SageMakerTransport
 
     settings = load_ingest_settings()
     ref = settings.models.embedding

@@ -4,7 +4,7 @@
     python scripts/swap_model.py ENDPOINT CONFIG [--dry-run] [--keep N] [--region R]
         [--canary-percent P] [--wait-minutes M] [--alarm NAME ...] [--accept-eula]
 
-Kept as a script for operators' runbooks that call it by path; all logic is in careqa.models_admin.
+Kept as a script for operators' runbooks that call it by path; all logic is in endpoints/sagemaker/.
 """
 
 from __future__ import annotations

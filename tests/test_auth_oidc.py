@@ -29,6 +29,7 @@ from careqa.auth import (
 from careqa.config import AlbOidcConfig, Settings, load_settings
 from careqa.errors import ConfigError
 from careqa.service.app import create_app
+from careqa.service.errors import error_for
 from careqa.types import Feedback
 from tests.alb_tokens import ALB_ARN, KEY_URL, NOW, AlbKey, KeyServer, alb_token, oidc_headers, unsigned_token
 
@@ -155,7 +156,7 @@ def test_a_token_naming_a_key_the_endpoint_does_not_have_is_refused(server: KeyS
     unknown = "11111111-2222-3333-4444-555555555555"
     with pytest.raises(AuthError, match="key the load balancer does not have") as exc:
         authenticator(server).authenticate_request(signed_in(AlbKey.generate(unknown), "supervisor-1"))
-    assert exc.value.http_status == 401
+    assert error_for(exc.value).status == 401
     assert server.requests == [KEY_URL.format(kid=unknown)]
 
 
@@ -235,7 +236,8 @@ def test_a_key_endpoint_that_fails_makes_the_identity_unverifiable_for_now(
     server.fail = failure
     with pytest.raises(AuthUnavailableError) as exc:
         authenticator(server).authenticate_request(signed_in(alb_key, "supervisor-1"))
-    assert (exc.value.http_status, exc.value.retry_after_s) == (503, 5)
+    error = error_for(exc.value)
+    assert (error.status, error.headers["Retry-After"]) == (503, "5")
 
 
 @pytest.mark.parametrize(

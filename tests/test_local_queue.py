@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from endpoints.errors import ModelBusyError, ModelThrottledError
-from endpoints.transport import LocalTransport
+from endpoints.local_transport import LocalTransport
 
 
 class Gate:

@@ -8,7 +8,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from endpoints.errors import ModelInvocationError, ModelResponseError, ModelThrottledError
-from endpoints.transport import SageMakerTransport
+from endpoints.sagemaker.transport import SageMakerTransport
 
 BODY = b'{"embedding": [[0.1, 0.2]]}'
 
@@ -73,3 +73,44 @@ def test_model_error_carries_the_containers_message():
     with stub, pytest.raises(ModelResponseError, match="inputs too long") as info:
         transport.invoke(b"{}", content_type="application/json", accept="application/json")
     assert info.value.status == 400 and sleeps == []
+
+
+class RecordingClient:
+    """The two runtime calls the transport makes, recording the arguments each received."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def invoke_endpoint(self, **kwargs: object) -> dict[str, object]:
+        self.calls.append(("invoke_endpoint", kwargs))
+        return ok_response()
+
+    def invoke_endpoint_with_response_stream(self, **kwargs: object) -> dict[str, object]:
+        self.calls.append(("invoke_endpoint_with_response_stream", kwargs))
+        return {"Body": iter([{"PayloadPart": {"Bytes": b"x"}}])}
+
+
+def test_an_inference_component_and_extra_arguments_go_with_every_call():
+    client = RecordingClient()
+    transport = SageMakerTransport(
+        "careqa-llm",
+        inference_component="careqa-llm-component",
+        invoke_args={"CustomAttributes": "trace=1"},
+        client=client,
+    )
+    assert transport.invoke(b"{}", content_type="application/json", accept="application/json") == BODY
+    assert list(transport.invoke_stream(b"{}", content_type="application/json", accept="application/json")) == [b"x"]
+    sent = {
+        "EndpointName": "careqa-llm",
+        "Body": b"{}",
+        "ContentType": "application/json",
+        "Accept": "application/json",
+        "InferenceComponentName": "careqa-llm-component",
+        "CustomAttributes": "trace=1",
+    }
+    assert client.calls == [("invoke_endpoint", sent), ("invoke_endpoint_with_response_stream", sent)]
+
+
+def test_extra_arguments_may_not_replace_what_the_transport_sends():
+    with pytest.raises(ValueError, match="careqa-llm: invoke_args may not set Body, EndpointName"):
+        SageMakerTransport("careqa-llm", invoke_args={"EndpointName": "other", "Body": "x"}, client=object())

@@ -11,8 +11,9 @@ from langchain_core.messages import HumanMessage
 from endpoints.codecs import CODECS, GenerationCodec, MessagesCodec, TgiCodec
 from endpoints.errors import ModelResponseError, StreamingNotSupportedError
 from endpoints.langchain import EndpointChatModel
+from endpoints.local_transport import LocalTransport
+from endpoints.sagemaker.transport import SageMakerTransport
 from endpoints.streaming import LineBuffer, iter_events, iter_lines
-from endpoints.transport import LocalTransport, SageMakerTransport
 
 STREAMING_FORMATS = [name for name, cls in CODECS.items() if getattr(cls, "supports_streaming", False)]
 ANSWER = "Rejection code 75 means the plan needs prior authorization — café ✓."

@@ -8,6 +8,9 @@ from typing import Protocol
 
 from careqa.types import Chunk, Hit
 
+#: the chunk fields every driver stores beside the vector, and reads back into a ``Chunk``
+STORED_FIELDS: tuple[str, ...] = tuple(name for name in Chunk.model_fields if name != "vector")
+
 
 @dataclass(frozen=True)
 class DocState:

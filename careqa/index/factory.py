@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import ValidationError
 
-from careqa.errors import CareQAError, ConfigError
+from careqa.errors import ConfigError, IndexUnavailableError
 from careqa.index.base import ChunkIndex
 from careqa.index.opensearch_mapping import space_type_for
 
@@ -24,16 +24,16 @@ IndexDriver = Literal["lancedb", "opensearch"]
 DRIVERS: tuple[str, ...] = get_args(IndexDriver)
 
 
-class IndexDriverUnavailableError(CareQAError):
+class IndexDriverUnavailableError(IndexUnavailableError):
     """The configured driver cannot be used in this build (kept for callers that catch it)."""
 
     code = "index_driver_unavailable"
-    http_status = 503
 
 
 def _sigv4_config(endpoint: str | None) -> OpenSearchConfig:
     """An ``index.opensearch`` for a bare endpoint: SigV4 in the region the AWS runtime sets (Lambda, ECS)."""
-    from careqa.config import OpenSearchConfig, format_validation_error
+    from careqa.config import OpenSearchConfig
+    from endpoints.errors import format_validation_errors
 
     if not endpoint:
         raise ConfigError("index.opensearch.endpoint: required for the opensearch driver")
@@ -41,7 +41,7 @@ def _sigv4_config(endpoint: str | None) -> OpenSearchConfig:
     try:
         return OpenSearchConfig(endpoint=endpoint, auth="sigv4", region=region)
     except ValidationError as exc:
-        raise ConfigError(f"index.opensearch: {format_validation_error(exc)}") from exc
+        raise ConfigError(f"index.opensearch: {format_validation_errors(exc)}") from exc
 
 
 def open_index(

@@ -21,25 +21,12 @@ import lancedb
 import pyarrow as pa
 
 from careqa.errors import IndexMismatchError
-from careqa.index.base import DocState
+from careqa.index.base import STORED_FIELDS, DocState
 from careqa.types import Chunk, Hit
 
 TABLE = "chunks"
 META_FILE = "careqa-index.json"
-_COLUMNS = [
-    "chunk_id",
-    "doc_id",
-    "tenant",
-    "kind",
-    "title",
-    "source_url",
-    "source_file",
-    "text",
-    "embed_text",
-    "question",
-    "position",
-    "content_hash",
-]
+_COLUMNS = list(STORED_FIELDS)
 #: rows above which an ANN index is built; below it, exact search is fast and exact
 ANN_THRESHOLD = 100_000
 #: an ANN search re-ranks this many times ``k`` candidates with the full vectors (the index stores them quantised)

@@ -50,8 +50,8 @@ from opensearchpy import OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import TransportError
 
-from careqa.errors import CareQAError, ConfigError, IndexMismatchError
-from careqa.index.base import DocState
+from careqa.errors import ConfigError, IndexMismatchError, IndexUnavailableError
+from careqa.index.base import STORED_FIELDS, DocState
 from careqa.index.opensearch_mapping import INDEX_PREFIX, SpaceType, index_body, index_name, vector_dimension
 from careqa.types import Chunk, Hit
 
@@ -61,20 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: the chunk fields stored in ``_source`` besides the vector (every ``Chunk`` field the mapping declares)
-FIELDS = (
-    "chunk_id",
-    "doc_id",
-    "tenant",
-    "kind",
-    "title",
-    "source_url",
-    "source_file",
-    "text",
-    "embed_text",
-    "question",
-    "position",
-    "content_hash",
-)
+FIELDS = STORED_FIELDS
 LEXICAL_FIELDS = ("text", "title", "question")
 #: statuses worth retrying: throttling, and a cluster that is briefly unavailable
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -88,11 +75,10 @@ BACKOFF_CAP_S = 20.0
 SUPPORTED_SPACES: tuple[SpaceType, ...] = ("cosinesimil", "innerproduct")
 
 
-class OpenSearchIndexError(CareQAError):
+class OpenSearchIndexError(IndexUnavailableError):
     """The cluster refused a request, or kept failing it after the retries."""
 
     code = "index_error"
-    http_status = 503
 
 
 class BulkWriteError(OpenSearchIndexError):

@@ -29,9 +29,10 @@ from careqa.config import Settings
 from careqa.errors import CareQAError
 from careqa.feedback import FeedbackStore, open_feedback_store
 from careqa.runtime import Runtime
+from careqa.service.errors import error_for, model_failure
 from careqa.sources import LinkSigner, SourceStore, open_source_store, render_source
 from careqa.types import Answer, AnswerEvent, DoneEvent, Rating
-from endpoints.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
+from endpoints.errors import ModelInvocationError
 
 log = logging.getLogger("careqa.service")
 STATIC = Path(__file__).parent / "static"
@@ -78,21 +79,6 @@ Authed = Annotated[Principal, Depends(principal)]
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-#: seconds a client is asked to wait after a 503 (a busy model or endpoint)
-RETRY_AFTER_S = 5
-
-
-def _model_failure(exc: ModelInvocationError) -> tuple[int, str, str, dict[str, str] | None]:
-    """HTTP status, error code, message and headers for a model failure (the one place they are chosen)."""
-    log.warning("model failure: %s", exc.__class__.__name__)
-    if isinstance(exc, ModelTimeoutError):
-        return 504, "model_timeout", "the language model did not answer in time; please try again", None
-    if isinstance(exc, ModelThrottledError):
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
-        return 503, "model_busy", "the model is busy; please retry shortly", headers
-    return 502, "model_error", f"the model endpoint failed: {exc}", None
 
 
 def create_app(
@@ -159,14 +145,11 @@ def create_app(
 
     @app.exception_handler(CareQAError)
     async def careqa_error(_: Request, exc: CareQAError) -> JSONResponse:
-        headers = {"WWW-Authenticate": auth.challenge} if exc.http_status == 401 and auth.challenge else {}
-        if exc.retry_after_s is not None:
-            headers["Retry-After"] = str(exc.retry_after_s)
-        return _error(exc.http_status, exc.code, exc.message, headers or None)
-
-    @app.exception_handler(ModelInvocationError)
-    async def model_error(_: Request, exc: ModelInvocationError) -> JSONResponse:
-        return _error(*_model_failure(exc))
+        error = error_for(exc)
+        headers = dict(error.headers)
+        if error.status == 401 and auth.challenge:
+            headers["WWW-Authenticate"] = auth.challenge
+        return _error(error.status, error.code, error.message, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -259,8 +242,8 @@ def create_app(
                     yield {"event": event.type, "data": event.model_dump_json()}
                     event = await run_in_threadpool(next, events, None)
             except ModelInvocationError as exc:
-                status, code, message, _ = _model_failure(exc)
-                yield {"event": "error", "data": json.dumps({"error": {"code": code, "message": message}})}
+                error = model_failure(exc)
+                yield {"event": "error", "data": json.dumps({"error": {"code": error.code, "message": error.message}})}
             finally:
                 events.close()
 

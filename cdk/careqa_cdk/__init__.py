@@ -1,5 +1,5 @@
-"""CareQA's AWS CDK app: typed deployment config, reusable constructs and the stacks built from them.
+"""CareQA's AWS CDK app: reusable constructs and the stacks built from them.
 
-Importing this package is cheap on purpose: ``deploy_config`` is plain pydantic (``careqa cost`` uses it
-without loading the CDK); the stacks import ``aws_cdk`` and are imported by ``cdk/app.py``.
+The deploy config, the stack names and the cost model are the deployment layer (``careqa_deploy``), which
+this package imports and which never imports it; the stacks import ``aws_cdk`` and are built by ``cdk/app.py``.
 """

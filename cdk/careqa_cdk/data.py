@@ -33,9 +33,9 @@ from constructs import Construct
 
 from careqa.index.opensearch_mapping import index_body, index_name
 from careqa_cdk.common import allow_cloudwatch_logs, encrypted_log_group
-from careqa_cdk.deploy_config import OpenSearchSize, Profile
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
-from careqa_cdk.names import INDEX_PATTERN, OPENSEARCH_SERVICE_ROLE
+from careqa_deploy.config import OpenSearchSize, Profile
+from careqa_deploy.names import INDEX_PATTERN, OPENSEARCH_SERVICE_ROLE
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 MASTER_USER = "careqa-admin"

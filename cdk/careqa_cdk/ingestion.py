@@ -28,11 +28,13 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from careqa_cdk.common import encrypted_log_group
-from careqa_cdk.deploy_config import DeployConfig, ingest_environment
 from careqa_cdk.jumpstart_endpoint import JumpStartEndpoint
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
-from careqa_cdk.names import INDEX_PATTERN, ingest_role_name
+from careqa_deploy.config import DeployConfig
+from careqa_deploy.environment import ingest_environment
+from careqa_deploy.names import INDEX_PATTERN, ingest_role_name
 from endpoints.config import ModelConfig
+from endpoints.sagemaker.record import parameter_name
 
 
 @dataclass(frozen=True)
@@ -210,11 +212,7 @@ class IngestionStack(Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{t.kb_prefix}*" for t in config.tenants]}},
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="Embed", actions=["sagemaker:InvokeEndpoint"], resources=[props.embedding.endpoint_arn]
-            )
-        )
+        props.embedding.grant_invoke(role, sid="Embed")
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteIndices",
@@ -230,7 +228,7 @@ class IngestionStack(Stack):
                     self.format_arn(
                         service="ssm",
                         resource="parameter",
-                        resource_name=f"careqa/endpoints/{props.embedding.endpoint_name}/active-model",
+                        resource_name=parameter_name(props.embedding.endpoint_name).lstrip("/"),
                     )
                 ],
             )

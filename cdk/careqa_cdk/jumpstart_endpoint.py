@@ -1,29 +1,29 @@
 """``JumpStartEndpoint``: a reusable construct that turns a ``ModelConfig`` into a SageMaker endpoint.
 
 It builds the CfnModel / CfnEndpointConfig / CfnEndpoint (and, for scale-to-zero, a CfnInferenceComponent)
-from the pins in ``jumpstart_configs/`` alone: the container is ``careqa.models_admin.container_definition``,
+from the pins in ``jumpstart_configs/`` alone: the container is ``endpoints.sagemaker.builders.container_definition``,
 the same function the swap tool uses, so a model deployed here and one swapped in later are built
 identically, and nothing is looked up over the network at synth.
 
-Three hosting modes:
+Three hosting choices, each a typed value that carries only its own settings:
 
-* ``instance``: instance-backed, at least one instance, in the VPC's model subnets, target-tracking
+* ``InstanceHosting``: instance-backed, at least one instance, in the VPC's model subnets, target-tracking
   autoscaling on ``InvocationsPerInstance``, optional data capture (production profile);
-* ``serverless``: serverless inference, billed per use and scaled to zero by SageMaker (cheap profile,
-  CPU models only; serverless endpoints cannot be placed in a VPC, use network isolation or capture);
-* ``scale_to_zero``: an inference component on an instance-backed endpoint with managed instance
+* ``ServerlessHosting``: serverless inference, billed per use and scaled to zero by SageMaker (cheap
+  profile, CPU models only; serverless endpoints cannot be placed in a VPC, use network isolation or capture);
+* ``ScaleToZeroHosting``: an inference component on an instance-backed endpoint with managed instance
   scaling down to zero instances; copies track ``InvocationsPerCopy`` and a step policy adds the first
   copy back when a request finds none (``NoCapacityInvocationFailures``) (cheap profile, GPU models).
 
 The volume key is set wherever SageMaker accepts one: instance types with local NVMe storage (g5, g6,
-p4d, ...) refuse ``KmsKeyId``, and encrypt that storage in hardware instead.
+p4d, ...) refuse ``KmsKeyId``, and encrypt that storage in hardware instead (``careqa_deploy.instance_types``).
+Callers get invoke rights with ``grant_invoke`` rather than writing the IAM statement themselves.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from aws_cdk import Annotations, Duration, Stack, Tags
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -35,18 +35,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from careqa.models_admin import TAG_MODEL_CONFIG, TAG_MODEL_VERSION, container_definition
+from careqa_deploy.instance_types import InstanceType
 from endpoints.config import ModelConfig
+from endpoints.sagemaker.builders import TAG_MODEL_CONFIG, TAG_MODEL_VERSION, container_definition
 
-HostingMode = Literal["instance", "serverless", "scale_to_zero"]
 VARIANT = "AllTraffic"
-#: instance families with local NVMe instance storage, for which SageMaker rejects a volume KMS key
-_LOCAL_NVME = re.compile(r"^ml\.(g4dn|g5|g6|g6e|p3dn|p4d|p4de|p5|p5e|c5d|m5d|r5d|c6id|m6id|r6id)\.")
-
-
-def has_local_nvme(instance_type: str) -> bool:
-    """Whether SageMaker refuses a volume KMS key for this instance type (its storage is instance-local)."""
-    return bool(_LOCAL_NVME.match(instance_type))
 
 
 @dataclass(frozen=True)
@@ -56,32 +49,72 @@ class DataCapture:
 
 
 @dataclass(frozen=True)
-class JumpStartEndpointProps:
-    model: ModelConfig
-    endpoint_name: str
-    region: str
-    mode: HostingMode
-    execution_role: iam.IRole
-    kms_key: kms.IKey
-    accept_eula: bool = False
-    vpc_subnets: tuple[ec2.ISubnet, ...] = ()
-    security_group: ec2.ISecurityGroup | None = None
+class InstanceHosting:
+    """Instance-backed: at least one instance, scaled on invocations per instance."""
+
+    #: defaults to the model config's
     instance_type: str | None = None
-    # instance mode
     min_instances: int = 1
     max_instances: int = 1
     invocations_per_instance: int = 100
-    # serverless mode
-    serverless_memory_mb: int = 3072
-    serverless_max_concurrency: int = 10
-    # scale-to-zero mode
+
+
+@dataclass(frozen=True)
+class ServerlessHosting:
+    """Serverless inference: billed per use, scaled to zero by SageMaker, CPU only, outside the VPC."""
+
+    memory_mb: int = 3072
+    max_concurrency: int = 10
+
+
+@dataclass(frozen=True)
+class ScaleToZeroHosting:
+    """An inference component whose copies, and the instances under them, scale down to zero."""
+
+    #: defaults to the model config's
+    instance_type: str | None = None
+    max_instances: int = 1
     max_copies: int = 1
     accelerators_per_copy: int = 1
     memory_mb_per_copy: int = 8192
     invocations_per_copy: int = 10
+
+
+Hosting = InstanceHosting | ServerlessHosting | ScaleToZeroHosting
+
+
+@dataclass(frozen=True)
+class JumpStartEndpointProps:
+    model: ModelConfig
+    endpoint_name: str
+    region: str
+    hosting: Hosting
+    execution_role: iam.IRole
+    kms_key: kms.IKey
+    accept_eula: bool = False
+    #: where instances run (serverless endpoints cannot be placed in a VPC)
+    vpc_subnets: tuple[ec2.ISubnet, ...] = ()
+    security_group: ec2.ISecurityGroup | None = None
+    #: captured requests and responses, on instance-backed endpoints (elsewhere a warning says it is ignored)
     data_capture: DataCapture | None = None
     #: large LLMs need minutes to download and load
     startup_timeout_s: int = 900
+
+
+def grant_invoke(
+    grantee: iam.IGrantable,
+    endpoints: Sequence[JumpStartEndpoint],
+    *,
+    stream: bool = False,
+    sid: str | None = None,
+) -> iam.PolicyStatement:
+    """Let ``grantee`` invoke ``endpoints`` (and stream their responses, with ``stream``), in one statement."""
+    actions = ["sagemaker:InvokeEndpoint"]
+    if stream:
+        actions.append("sagemaker:InvokeEndpointWithResponseStream")
+    statement = iam.PolicyStatement(sid=sid, actions=actions, resources=[e.endpoint_arn for e in endpoints])
+    grantee.grant_principal.add_to_principal_policy(statement)
+    return statement
 
 
 class JumpStartEndpoint(Construct):
@@ -91,14 +124,15 @@ class JumpStartEndpoint(Construct):
         super().__init__(scope, construct_id)
         self.props = props
         self.endpoint_name = props.endpoint_name
-        model = props.model
+        model, hosting = props.model, props.hosting
         if not model.deployable:
             raise ValueError(f"{props.endpoint_name}: {model.name} is a local-only stand-in, not a SageMaker model")
-        if props.mode == "instance" and props.min_instances < 1:
+        if isinstance(hosting, InstanceHosting) and hosting.min_instances < 1:
             raise ValueError(f"{props.endpoint_name}: an instance-backed endpoint needs min_instances >= 1")
-        instance_type = props.instance_type or model.default_instance_type or ""
-        self.instance_type = instance_type if props.mode != "serverless" else None
-        in_vpc = props.mode != "serverless" and bool(props.vpc_subnets)
+        serverless = isinstance(hosting, ServerlessHosting)
+        instance_type = "" if serverless else (hosting.instance_type or model.default_instance_type or "")
+        self.instance_type = None if serverless else instance_type
+        in_vpc = not serverless and bool(props.vpc_subnets)
         vpc_config = (
             sagemaker.CfnModel.VpcConfigProperty(
                 security_group_ids=[props.security_group.security_group_id] if props.security_group else [],
@@ -112,8 +146,8 @@ class JumpStartEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=props.execution_role.role_arn,
-            vpc_config=vpc_config if props.mode == "instance" else None,
-            enable_network_isolation=True if props.mode == "instance" else None,
+            vpc_config=vpc_config if isinstance(hosting, InstanceHosting) else None,
+            enable_network_isolation=True if isinstance(hosting, InstanceHosting) else None,
         )
         # The swap tool's builder gives the exact CloudFormation shape (PascalCase), so it goes in raw.
         self.model.add_property_override(
@@ -121,22 +155,22 @@ class JumpStartEndpoint(Construct):
         )
         self.model.node.add_dependency(props.execution_role)
 
-        key_id = None if props.mode != "serverless" and has_local_nvme(instance_type) else props.kms_key.key_arn
+        key_id = None if not serverless and InstanceType.of(instance_type).local_nvme else props.kms_key.key_arn
         self.volume_encrypted = key_id is not None
-        if props.mode == "serverless":
+        if isinstance(hosting, ServerlessHosting):
             variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                 variant_name=VARIANT,
                 model_name=self.model.attr_model_name,
                 serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                    memory_size_in_mb=props.serverless_memory_mb, max_concurrency=props.serverless_max_concurrency
+                    memory_size_in_mb=hosting.memory_mb, max_concurrency=hosting.max_concurrency
                 ),
             )
-        elif props.mode == "instance":
+        elif isinstance(hosting, InstanceHosting):
             variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                 variant_name=VARIANT,
                 model_name=self.model.attr_model_name,
                 instance_type=instance_type,
-                initial_instance_count=props.min_instances,
+                initial_instance_count=hosting.min_instances,
                 initial_variant_weight=1.0,
                 container_startup_health_check_timeout_in_seconds=props.startup_timeout_s,
                 model_data_download_timeout_in_seconds=props.startup_timeout_s,
@@ -147,7 +181,7 @@ class JumpStartEndpoint(Construct):
                 instance_type=instance_type,
                 initial_instance_count=1,
                 managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
-                    status="ENABLED", min_instance_count=0, max_instance_count=props.max_instances
+                    status="ENABLED", min_instance_count=0, max_instance_count=hosting.max_instances
                 ),
                 routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
                     routing_strategy="LEAST_OUTSTANDING_REQUESTS"
@@ -156,7 +190,7 @@ class JumpStartEndpoint(Construct):
 
         capture = None
         if props.data_capture and props.data_capture.percent > 0:
-            if props.mode == "instance":
+            if isinstance(hosting, InstanceHosting):
                 capture = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
                     enable_capture=True,
                     initial_sampling_percentage=props.data_capture.percent,
@@ -182,13 +216,13 @@ class JumpStartEndpoint(Construct):
             production_variants=[variant],
             kms_key_id=key_id,
             data_capture_config=capture,
-            execution_role_arn=props.execution_role.role_arn if props.mode == "scale_to_zero" else None,
+            execution_role_arn=props.execution_role.role_arn if isinstance(hosting, ScaleToZeroHosting) else None,
             vpc_config=sagemaker.CfnEndpointConfig.VpcConfigProperty(
                 security_group_ids=vpc_config.security_group_ids, subnets=vpc_config.subnets
             )
-            if props.mode == "scale_to_zero" and vpc_config
+            if isinstance(hosting, ScaleToZeroHosting) and vpc_config
             else None,
-            enable_network_isolation=True if props.mode == "scale_to_zero" else None,
+            enable_network_isolation=True if isinstance(hosting, ScaleToZeroHosting) else None,
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
@@ -202,10 +236,10 @@ class JumpStartEndpoint(Construct):
 
         self.inference_component: sagemaker.CfnInferenceComponent | None = None
         self.inference_component_name: str | None = None
-        if props.mode == "instance":
-            self._instance_scaling()
-        elif props.mode == "scale_to_zero":
-            self._component_scaling(instance_type)
+        if isinstance(hosting, InstanceHosting):
+            self._instance_scaling(hosting)
+        elif isinstance(hosting, ScaleToZeroHosting):
+            self._component_scaling(hosting)
 
     @property
     def endpoint_arn(self) -> str:
@@ -214,32 +248,38 @@ class JumpStartEndpoint(Construct):
             service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
         )
 
+    def grant_invoke(
+        self, grantee: iam.IGrantable, *, stream: bool = False, sid: str | None = None
+    ) -> iam.PolicyStatement:
+        """Let ``grantee`` invoke this endpoint (and stream its responses, with ``stream``)."""
+        return grant_invoke(grantee, [self], stream=stream, sid=sid)
+
     # -- scaling ------------------------------------------------------------------------------------
-    def _instance_scaling(self) -> None:
+    def _instance_scaling(self, hosting: InstanceHosting) -> None:
         target = appscaling.ScalableTarget(
             self,
             "Scaling",
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=self.props.min_instances,
-            max_capacity=max(self.props.max_instances, self.props.min_instances),
+            min_capacity=hosting.min_instances,
+            max_capacity=max(hosting.max_instances, hosting.min_instances),
         )
         target.node.add_dependency(self.endpoint)
         target.scale_to_track_metric(
             "InvocationsPerInstance",
-            target_value=self.props.invocations_per_instance,
+            target_value=hosting.invocations_per_instance,
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
             scale_in_cooldown=Duration.minutes(10),
             scale_out_cooldown=Duration.minutes(3),
         )
 
-    def _component_scaling(self, instance_type: str) -> None:
+    def _component_scaling(self, hosting: ScaleToZeroHosting) -> None:
         props = self.props
         name = f"{self.endpoint_name}-component"
         requirements = sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
-            min_memory_required_in_mb=props.memory_mb_per_copy,
-            number_of_accelerator_devices_required=props.accelerators_per_copy or None,
+            min_memory_required_in_mb=hosting.memory_mb_per_copy,
+            number_of_accelerator_devices_required=hosting.accelerators_per_copy or None,
         )
         self.inference_component = sagemaker.CfnInferenceComponent(
             self,
@@ -265,12 +305,12 @@ class JumpStartEndpoint(Construct):
             resource_id=f"inference-component/{name}",
             scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
             min_capacity=0,
-            max_capacity=props.max_copies,
+            max_capacity=hosting.max_copies,
         )
         target.node.add_dependency(self.inference_component)
         target.scale_to_track_metric(
             "InvocationsPerCopy",
-            target_value=props.invocations_per_copy,
+            target_value=hosting.invocations_per_copy,
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_INVOCATIONS_PER_COPY,
             scale_in_cooldown=Duration.minutes(15),
             scale_out_cooldown=Duration.minutes(2),

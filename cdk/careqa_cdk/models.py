@@ -1,6 +1,6 @@
 """ModelsStack: the embedding and LLM endpoints, their execution role and security group.
 
-Which model each endpoint serves comes from ``deploy_config.resolve_model``: the deploy config's
+Which model each endpoint serves comes from ``careqa_deploy.models.resolve_model``: the deploy config's
 ``config``, unless the swap tool recorded another model as live on that endpoint and the record was
 brought into the CDK context (``careqa:activeModels``). Then the live model is deployed and a warning
 says so, so that a deploy never silently reverts a swap. See cdk/README.md, "Swaps and deploys".
@@ -21,9 +21,17 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from careqa_cdk.deploy_config import ArtifactSources, DeployConfig, ResolvedModel
-from careqa_cdk.jumpstart_endpoint import DataCapture, JumpStartEndpoint, JumpStartEndpointProps
+from careqa_cdk.jumpstart_endpoint import (
+    DataCapture,
+    InstanceHosting,
+    JumpStartEndpoint,
+    JumpStartEndpointProps,
+    ScaleToZeroHosting,
+    ServerlessHosting,
+)
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
+from careqa_deploy.config import DeployConfig, InstanceScaling
+from careqa_deploy.models import ArtifactSources, ResolvedModel
 
 CAPTURE_PREFIX = "capture"
 
@@ -74,22 +82,19 @@ class ModelsStack(Stack):
                 model=props.embedding.config,
                 endpoint_name=config.embedding_endpoint_name,
                 region=config.env.region,
-                mode="serverless" if cheap else "instance",
+                hosting=ServerlessHosting(emb.serverless.memory_mb, emb.serverless.max_concurrency)
+                if cheap
+                else _instances(emb.production.instance_type, emb.production),
                 execution_role=self.role,
                 kms_key=props.kms_key,
                 vpc_subnets=subnets,
                 security_group=self.security_group,
-                instance_type=emb.production.instance_type,
-                min_instances=emb.production.min_instances,
-                max_instances=emb.production.max_instances,
-                invocations_per_instance=emb.production.invocations_per_instance,
-                serverless_memory_mb=emb.serverless.memory_mb,
-                serverless_max_concurrency=emb.serverless.max_concurrency,
                 data_capture=DataCapture(f"{capture_uri}/{config.embedding_endpoint_name}", emb.data_capture_percent),
             ),
         )
 
         llm = config.llm
+        zero = llm.scale_to_zero
         self.llm = JumpStartEndpoint(
             self,
             "Llm",
@@ -97,20 +102,21 @@ class ModelsStack(Stack):
                 model=props.llm.config,
                 endpoint_name=config.llm_endpoint_name,
                 region=config.env.region,
-                mode="scale_to_zero" if cheap else "instance",
+                hosting=ScaleToZeroHosting(
+                    instance_type=config.llm_instance_type("cheap"),
+                    max_instances=zero.max_instances,
+                    max_copies=zero.max_copies,
+                    accelerators_per_copy=zero.accelerators_per_copy,
+                    memory_mb_per_copy=zero.memory_mb_per_copy,
+                    invocations_per_copy=zero.invocations_per_copy,
+                )
+                if cheap
+                else _instances(config.llm_instance_type("production"), llm.production),
                 execution_role=self.role,
                 kms_key=props.kms_key,
                 accept_eula=llm.accept_eula,
                 vpc_subnets=subnets,
                 security_group=self.security_group,
-                instance_type=config.llm_instance_type(config.profile),
-                min_instances=llm.production.min_instances,
-                max_instances=llm.production.max_instances if not cheap else llm.scale_to_zero.max_instances,
-                invocations_per_instance=llm.production.invocations_per_instance,
-                max_copies=llm.scale_to_zero.max_copies,
-                accelerators_per_copy=llm.scale_to_zero.accelerators_per_copy,
-                memory_mb_per_copy=llm.scale_to_zero.memory_mb_per_copy,
-                invocations_per_copy=llm.scale_to_zero.invocations_per_copy,
                 data_capture=DataCapture(f"{capture_uri}/{config.llm_endpoint_name}", llm.data_capture_percent),
             ),
         )
@@ -222,3 +228,13 @@ class ModelsStack(Stack):
             children=True,
         )
         return role
+
+
+def _instances(instance_type: str | None, scaling: InstanceScaling) -> InstanceHosting:
+    """The production profile's hosting: the deploy config's instance scaling of one endpoint."""
+    return InstanceHosting(
+        instance_type=instance_type,
+        min_instances=scaling.min_instances,
+        max_instances=scaling.max_instances,
+        invocations_per_instance=scaling.invocations_per_instance,
+    )

@@ -25,8 +25,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from careqa_cdk.deploy_config import AlarmsConfig
 from careqa_cdk.jumpstart_endpoint import JumpStartEndpoint
+from careqa_deploy.config import AlarmsConfig
 
 _GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 _GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD

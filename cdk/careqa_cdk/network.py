@@ -28,7 +28,7 @@ from constructs import Construct
 
 from careqa_cdk.common import allow_cloudwatch_logs, encrypted_log_group
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
-from careqa_cdk.names import INTERFACE_ENDPOINTS
+from careqa_deploy.names import INTERFACE_ENDPOINTS
 
 APP, DATA, MODELS, INGRESS, PUBLIC = "app", "data", "models", "ingress", "public"
 

@@ -52,10 +52,11 @@ from constructs import Construct
 
 from careqa.alb_keys import public_key_url
 from careqa_cdk.common import encrypted_log_group
-from careqa_cdk.deploy_config import DeployConfig, DeployConfigError, service_environment
-from careqa_cdk.jumpstart_endpoint import JumpStartEndpoint
+from careqa_cdk.jumpstart_endpoint import JumpStartEndpoint, grant_invoke
 from careqa_cdk.nag import INLINE_POLICY_REASON, suppress
-from careqa_cdk.names import INDEX_PATTERN, KEY_FUNCTION_MEMORY_MB, SSM_PATH, service_task_role_name
+from careqa_deploy.config import DeployConfig, DeployConfigError
+from careqa_deploy.environment import service_environment
+from careqa_deploy.names import INDEX_PATTERN, KEY_FUNCTION_MEMORY_MB, SSM_PATH, service_task_role_name
 
 PORT = 8000
 
@@ -369,13 +370,7 @@ class ServiceStack(Stack):
             description="CareQA service tasks: models, index, feedback, live-model records",
         )
         domain_arn = self.format_arn(service="es", resource="domain", resource_name=config.domain_name)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="InvokeModels",
-                actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-                resources=[props.embedding.endpoint_arn, props.llm.endpoint_arn],
-            )
-        )
+        grant_invoke(role, [props.embedding, props.llm], stream=True, sid="InvokeModels")
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="SearchIndices",

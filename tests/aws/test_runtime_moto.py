@@ -12,7 +12,8 @@ from langchain_core.messages import HumanMessage
 from endpoints.codecs import CODECS, EmbeddingCodec, GenerationCodec
 from endpoints.errors import ModelInvocationError, ModelResponseError, ModelThrottledError
 from endpoints.langchain import EndpointChatModel, EndpointEmbeddings
-from endpoints.transport import LocalTransport, SageMakerTransport
+from endpoints.local_transport import LocalTransport
+from endpoints.sagemaker.transport import SageMakerTransport
 
 from .conftest import SageMakerFake, StreamReply
 

@@ -8,8 +8,8 @@ import yaml
 from moto import mock_aws
 
 from careqa.config import load_settings
-from careqa.models_admin import parameter_name
 from careqa.runtime import Runtime
+from endpoints.sagemaker.record import parameter_name
 
 
 def settings_for(tmp_path, *, follow: bool = True):

@@ -8,10 +8,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from careqa import models_admin as admin
 from careqa.cli_models import build_app
 from endpoints.codecs import CODECS
 from endpoints.config import ModelConfig, load_model_config
+from endpoints.sagemaker.builders import (
+    TAG_ENDPOINT,
+    TAG_MODEL_CONFIG,
+    container_definition,
+    endpoint_config_request,
+    model_request,
+    resource_name,
+)
+from endpoints.sagemaker.errors import EndpointNotFoundError, RollbackFailed, SwapFailed, SwapRefused
+from endpoints.sagemaker.execute import SwapResult, execute_swap
+from endpoints.sagemaker.plan import SwapPlan, plan_swap
+from endpoints.sagemaker.policy import DeploymentOptions
+from endpoints.sagemaker.prune import careqa_endpoint_configs
+from endpoints.sagemaker.record import ActiveModel, active_model, record_active_model
+from endpoints.sagemaker.smoke import SMOKE_TEXT
 
 from .conftest import REGION, SageMakerFake, UpdateOutcome
 
@@ -65,10 +79,10 @@ def deploy(
     """Create an endpoint from a model config as the CDK stack does (KMS, data capture), recorded as a swap would."""
     sm, ssm = fake.client("sagemaker"), fake.client("ssm")
     at = clock()
-    name = admin.resource_name(endpoint, at)
-    sm.create_model(**admin.model_request(name, endpoint, config, REGION, execution_role_arn=ROLE, accept_eula=True))
+    name = resource_name(endpoint, at)
+    sm.create_model(**model_request(name, endpoint, config, REGION, execution_role_arn=ROLE, accept_eula=True))
     sm.create_endpoint_config(
-        **admin.endpoint_config_request(
+        **endpoint_config_request(
             name,
             endpoint,
             config,
@@ -81,26 +95,26 @@ def deploy(
             carried={"ContainerStartupHealthCheckTimeoutInSeconds": 900},
         )
     )
-    tags = [{"Key": admin.TAG_MODEL_CONFIG, "Value": config.name}] if tag else []
+    tags = [{"Key": TAG_MODEL_CONFIG, "Value": config.name}] if tag else []
     arn = sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)["EndpointArn"]
     if record:
-        admin.record_active_model(admin.ActiveModel.from_config(endpoint, config, name, at), arn, sagemaker=sm, ssm=ssm)
+        record_active_model(ActiveModel.from_config(endpoint, config, name, at), arn, sagemaker=sm, ssm=ssm)
     return name
 
 
-def plan(fake: SageMakerFake, endpoint: str, target: ModelConfig, clock: Clock, **kwargs) -> admin.SwapPlan:
-    kwargs.setdefault("options", admin.DeploymentOptions(alarms=("careqa-llm-5xx", "careqa-llm-latency")))
-    return admin.plan_swap(
+def plan(fake: SageMakerFake, endpoint: str, target: ModelConfig, clock: Clock, **kwargs) -> SwapPlan:
+    kwargs.setdefault("options", DeploymentOptions(alarms=("careqa-llm-5xx", "careqa-llm-latency")))
+    return plan_swap(
         endpoint, target, sagemaker=fake.client("sagemaker"), ssm=fake.client("ssm"), region=REGION, now=clock, **kwargs
     )
 
 
 def swap(
     fake: SageMakerFake, endpoint: str, target: ModelConfig, clock: Clock, sleeps: list[float] | None = None, **kwargs
-) -> admin.SwapResult:
+) -> SwapResult:
     the_plan = plan(fake, endpoint, target, clock, **kwargs)
     sleep = (sleeps if sleeps is not None else []).append
-    return admin.execute_swap(
+    return execute_swap(
         the_plan,
         sagemaker=fake.client("sagemaker"),
         ssm=fake.client("ssm"),
@@ -114,8 +128,8 @@ def live_config(fake: SageMakerFake, endpoint: str) -> str:
     return fake.client("sagemaker").describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
 
 
-def recorded(fake: SageMakerFake, endpoint: str) -> admin.ActiveModel | None:
-    return admin.active_model(endpoint, fake.client("ssm"))
+def recorded(fake: SageMakerFake, endpoint: str) -> ActiveModel | None:
+    return active_model(endpoint, fake.client("ssm"))
 
 
 def endpoint_tags(fake: SageMakerFake, endpoint: str) -> dict[str, str]:
@@ -144,7 +158,7 @@ def test_a_swap_moves_the_endpoint_to_the_new_config_and_records_the_model(sagem
     assert record is not None and record.config_name == FALCON.name and record.model_version == FALCON.model_version
     assert record.endpoint_config_name == result.endpoint_config_name
     assert record.recorded_at.startswith("2026-11-25T09:")
-    assert endpoint_tags(sagemaker_fake, LLM)[admin.TAG_MODEL_CONFIG] == FALCON.name
+    assert endpoint_tags(sagemaker_fake, LLM)[TAG_MODEL_CONFIG] == FALCON.name
 
 
 def test_the_new_model_uses_the_target_pins_and_keeps_role_kms_capture_and_variant(sagemaker_fake, clock):
@@ -176,7 +190,7 @@ def test_the_new_model_uses_the_target_pins_and_keeps_role_kms_capture_and_varia
 
 def test_a_tarball_artifact_is_passed_as_the_model_data_url():
     """JumpStart's 1.x Hugging Face models (MiniLM here) ship a prepacked .tar.gz, not a prefix."""
-    container = admin.container_definition(MINILM, REGION, accept_eula=False)
+    container = container_definition(MINILM, REGION, accept_eula=False)
     assert container["ModelDataUrl"] == MINILM.model_data_uris[REGION]
     assert MINILM.model_data_uris[REGION].endswith(".tar.gz") and "ModelDataSource" not in container
 
@@ -184,7 +198,7 @@ def test_a_tarball_artifact_is_passed_as_the_model_data_url():
 def test_the_update_is_a_canary_blue_green_deployment_with_alarm_rollback(sagemaker_fake, clock):
     deploy(sagemaker_fake, LLM, MISTRAL, clock)
     sagemaker_fake.queue_results(good_answer(FALCON))
-    options = admin.DeploymentOptions(percent=20, bake_seconds=600, alarms=("careqa-llm-5xx",), wait_minutes=30)
+    options = DeploymentOptions(percent=20, bake_seconds=600, alarms=("careqa-llm-5xx",), wait_minutes=30)
     swap(sagemaker_fake, LLM, FALCON, clock, options=options)
     described = sagemaker_fake.client("sagemaker").describe_endpoint(EndpointName=LLM)["LastDeploymentConfig"]
     policy = described["BlueGreenUpdatePolicy"]
@@ -198,7 +212,7 @@ def test_the_update_is_a_canary_blue_green_deployment_with_alarm_rollback(sagema
 
 
 def test_a_linear_deployment_steps_by_the_given_share(sagemaker_fake, clock):
-    options = admin.DeploymentOptions(traffic="linear", percent=25, bake_seconds=120, wait_minutes=30)
+    options = DeploymentOptions(traffic="linear", percent=25, bake_seconds=120, wait_minutes=30)
     routing = options.deployment_config()["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert routing == {
         "Type": "LINEAR",
@@ -228,7 +242,7 @@ def test_the_smoke_test_speaks_the_new_models_payload_format(sagemaker_fake, clo
     result = swap(sagemaker_fake, EMBED, MINILM_TEI, clock)
     operation, endpoint, body = sagemaker_fake.invocations[-1]
     assert (operation, endpoint) == ("invoke", EMBED)
-    assert json.loads(body) == {"inputs": [admin.SMOKE_TEXT], "truncate": True}  # TEI's request, not text_inputs
+    assert json.loads(body) == {"inputs": [SMOKE_TEXT], "truncate": True}  # TEI's request, not text_inputs
     assert result.smoke_check == "embedded one text: 384 dimensions"
 
 
@@ -248,9 +262,9 @@ def test_an_update_that_fails_rolls_back_and_keeps_the_record(sagemaker_fake, cl
     old = deploy(sagemaker_fake, LLM, MISTRAL, clock)
     before = recorded(sagemaker_fake, LLM)
     sagemaker_fake.next_update(LLM, UpdateOutcome("Failed", "ping health check failed"))
-    with pytest.raises(admin.SwapFailed, match="ended Failed on .*ping health check failed.*Rolled back to") as info:
+    with pytest.raises(SwapFailed, match="ended Failed on .*ping health check failed.*Rolled back to") as info:
         swap(sagemaker_fake, LLM, FALCON, clock)
-    assert not isinstance(info.value, admin.RollbackFailed)
+    assert not isinstance(info.value, RollbackFailed)
     assert live_config(sagemaker_fake, LLM) == old
     assert [r["EndpointConfigName"] for r in sagemaker_fake.update_requests][-1] == old
     assert recorded(sagemaker_fake, LLM) == before
@@ -260,18 +274,18 @@ def test_an_update_that_fails_rolls_back_and_keeps_the_record(sagemaker_fake, cl
 def test_a_malformed_smoke_response_rolls_back(sagemaker_fake, clock):
     old = deploy(sagemaker_fake, LLM, MISTRAL, clock)
     sagemaker_fake.queue_results("<html>502 Bad Gateway</html>", content_type="text/html")
-    with pytest.raises(admin.SwapFailed, match="smoke test through the tgi codec failed: malformed"):
+    with pytest.raises(SwapFailed, match="smoke test through the tgi codec failed: malformed"):
         swap(sagemaker_fake, LLM, FALCON, clock)
     assert live_config(sagemaker_fake, LLM) == old
     assert len(sagemaker_fake.update_requests) == 2
     assert recorded(sagemaker_fake, LLM).config_name == MISTRAL.name  # type: ignore[union-attr]
-    assert endpoint_tags(sagemaker_fake, LLM)[admin.TAG_MODEL_CONFIG] == MISTRAL.name
+    assert endpoint_tags(sagemaker_fake, LLM)[TAG_MODEL_CONFIG] == MISTRAL.name
 
 
 def test_a_vector_of_the_wrong_size_rolls_back(sagemaker_fake, clock):
     old = deploy(sagemaker_fake, EMBED, MINILM, clock)
     sagemaker_fake.queue_results(json.dumps([[0.1] * 383]))
-    with pytest.raises(admin.SwapFailed, match="should return 384-dimensional vectors, the endpoint returned 383"):
+    with pytest.raises(SwapFailed, match="should return 384-dimensional vectors, the endpoint returned 383"):
         swap(sagemaker_fake, EMBED, MINILM_TEI, clock)
     assert live_config(sagemaker_fake, EMBED) == old
 
@@ -279,7 +293,7 @@ def test_a_vector_of_the_wrong_size_rolls_back(sagemaker_fake, clock):
 def test_empty_generated_text_rolls_back(sagemaker_fake, clock):
     old = deploy(sagemaker_fake, LLM, MISTRAL, clock)
     sagemaker_fake.queue_results(CODECS["tgi"]().encode_response("  "))  # type: ignore[arg-type]
-    with pytest.raises(admin.SwapFailed, match="generated empty text"):
+    with pytest.raises(SwapFailed, match="generated empty text"):
         swap(sagemaker_fake, LLM, FALCON, clock)
     assert live_config(sagemaker_fake, LLM) == old
 
@@ -287,7 +301,7 @@ def test_empty_generated_text_rolls_back(sagemaker_fake, clock):
 def test_an_alarm_rollback_by_sagemaker_needs_no_second_update(sagemaker_fake, clock):
     old = deploy(sagemaker_fake, LLM, MISTRAL, clock)
     sagemaker_fake.next_update(LLM, UpdateOutcome("RolledBack", "alarm careqa-llm-5xx in ALARM"))
-    with pytest.raises(admin.SwapFailed, match="alarm careqa-llm-5xx in ALARM.*already rolled back"):
+    with pytest.raises(SwapFailed, match="alarm careqa-llm-5xx in ALARM.*already rolled back"):
         swap(sagemaker_fake, LLM, FALCON, clock)
     assert live_config(sagemaker_fake, LLM) == old and len(sagemaker_fake.update_requests) == 1
 
@@ -296,8 +310,8 @@ def test_an_update_that_never_finishes_gives_up_after_a_bounded_wait(sagemaker_f
     deploy(sagemaker_fake, LLM, MISTRAL, clock)
     sagemaker_fake.next_update(LLM, UpdateOutcome("Updating"))
     sleeps: list[float] = []
-    options = admin.DeploymentOptions(bake_seconds=60, wait_minutes=10)
-    with pytest.raises(admin.RollbackFailed, match="rollback to .* could not start .*Cannot update in-progress"):
+    options = DeploymentOptions(bake_seconds=60, wait_minutes=10)
+    with pytest.raises(RollbackFailed, match="rollback to .* could not start .*Cannot update in-progress"):
         swap(sagemaker_fake, LLM, FALCON, clock, sleeps, options=options)
     assert sleeps == [30.0] * 20  # 10 minutes of 30-second polls, none real
 
@@ -306,7 +320,7 @@ def test_a_failed_rollback_leaves_the_new_resources_for_a_person(sagemaker_fake,
     old = deploy(sagemaker_fake, LLM, MISTRAL, clock)
     sagemaker_fake.next_update(LLM, UpdateOutcome("Failed"))
     sagemaker_fake.next_update(LLM, UpdateOutcome("Failed", "old fleet failed too"))
-    with pytest.raises(admin.RollbackFailed, match="ended Failed.*old fleet failed too"):
+    with pytest.raises(RollbackFailed, match="ended Failed.*old fleet failed too"):
         swap(sagemaker_fake, LLM, FALCON, clock)
     configs, _ = names(sagemaker_fake)
     assert len(configs) == 2 and old in configs
@@ -318,31 +332,31 @@ def test_a_failed_rollback_leaves_the_new_resources_for_a_person(sagemaker_fake,
 def test_a_different_embedding_dimension_is_refused(sagemaker_fake, clock):
     deploy(sagemaker_fake, EMBED, MINILM, clock)
     before = names(sagemaker_fake)
-    with pytest.raises(admin.SwapRefused, match="1024-dimensional.*384-dimensional.*re-ingest the knowledge base"):
+    with pytest.raises(SwapRefused, match="1024-dimensional.*384-dimensional.*re-ingest the knowledge base"):
         plan(sagemaker_fake, EMBED, BGE, clock)
     assert names(sagemaker_fake) == before and sagemaker_fake.update_requests == []
 
 
 def test_a_gated_model_is_refused_without_accepting_its_licence(sagemaker_fake, clock):
     deploy(sagemaker_fake, LLM, MISTRAL, clock)
-    with pytest.raises(admin.SwapRefused, match="gated model.*--accept-eula"):
+    with pytest.raises(SwapRefused, match="gated model.*--accept-eula"):
         plan(sagemaker_fake, LLM, LLAMA, clock)
 
 
 def test_a_change_of_task_is_refused(sagemaker_fake, clock):
     deploy(sagemaker_fake, LLM, MISTRAL, clock)
-    with pytest.raises(admin.SwapRefused, match="task is embedding, but the endpoint serves .*task text-generation"):
+    with pytest.raises(SwapRefused, match="task is embedding, but the endpoint serves .*task text-generation"):
         plan(sagemaker_fake, LLM, MINILM, clock)
 
 
 def test_an_unrecorded_embedding_endpoint_is_refused_until_it_is_tagged(sagemaker_fake, clock):
     deploy(sagemaker_fake, EMBED, MINILM, clock, record=False, tag=False)
-    with pytest.raises(admin.SwapRefused, match="nothing records which embedding model"):
+    with pytest.raises(SwapRefused, match="nothing records which embedding model"):
         plan(sagemaker_fake, EMBED, MINILM_TEI, clock)
     sm = sagemaker_fake.client("sagemaker")
     sm.add_tags(
         ResourceArn=sm.describe_endpoint(EndpointName=EMBED)["EndpointArn"],
-        Tags=[{"Key": admin.TAG_MODEL_CONFIG, "Value": MINILM.name}],
+        Tags=[{"Key": TAG_MODEL_CONFIG, "Value": MINILM.name}],
     )
     the_plan = plan(sagemaker_fake, EMBED, MINILM_TEI, clock)
     assert the_plan.live.record is not None and the_plan.live.record.source == "tag"
@@ -353,27 +367,27 @@ def test_an_endpoint_that_is_not_in_service_is_refused(sagemaker_fake, clock):
     sagemaker_fake.next_update(LLM, UpdateOutcome("Updating"))
     sm = sagemaker_fake.client("sagemaker")
     sm.update_endpoint(EndpointName=LLM, EndpointConfigName=live_config(sagemaker_fake, LLM))
-    with pytest.raises(admin.SwapRefused, match="the endpoint is Updating"):
+    with pytest.raises(SwapRefused, match="the endpoint is Updating"):
         plan(sagemaker_fake, LLM, FALCON, clock)
 
 
 def test_a_missing_endpoint_is_named(sagemaker_fake, clock):
-    with pytest.raises(admin.EndpointNotFoundError, match="careqa-nope: no such SageMaker endpoint"):
+    with pytest.raises(EndpointNotFoundError, match="careqa-nope: no such SageMaker endpoint"):
         plan(sagemaker_fake, "careqa-nope", FALCON, clock)
 
 
 def test_a_region_without_pins_is_refused(sagemaker_fake, clock):
     deploy(sagemaker_fake, LLM, MISTRAL, clock)
     unpinned = FALCON.model_copy(update={"image_uris": {"eu-west-1": FALCON.image_uris["eu-west-1"]}})
-    with pytest.raises(admin.SwapRefused, match="no image_uris pin for region 'us-east-1'"):
+    with pytest.raises(SwapRefused, match="no image_uris pin for region 'us-east-1'"):
         plan(sagemaker_fake, LLM, unpinned, clock)
 
 
 def test_deployment_options_outside_sagemakers_limits_are_refused():
-    with pytest.raises(admin.SwapRefused, match="--canary-percent must be 1-50"):
-        admin.DeploymentOptions(percent=80)
-    with pytest.raises(admin.SwapRefused, match="needs at least 3120 s"):
-        admin.DeploymentOptions(traffic="linear", percent=10, bake_seconds=300, wait_minutes=30)
+    with pytest.raises(SwapRefused, match="--canary-percent must be 1-50"):
+        DeploymentOptions(percent=80)
+    with pytest.raises(SwapRefused, match="needs at least 3120 s"):
+        DeploymentOptions(traffic="linear", percent=10, bake_seconds=300, wait_minutes=30)
 
 
 # --- dry run, pruning, listing ----------------------------------------------------------------------
@@ -409,7 +423,7 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(sagemaker_fake, clock):
 
 
 def tool_configs(fake: SageMakerFake, endpoint: str) -> list[str]:
-    return [n for n, _ in admin._careqa_configs(endpoint, fake.client("sagemaker"))]
+    return [n for n, _ in careqa_endpoint_configs(endpoint, fake.client("sagemaker"))]
 
 
 @pytest.mark.parametrize("keep", [1, 2, 3])
@@ -437,7 +451,7 @@ def test_pruning_never_touches_configs_the_tool_did_not_make(sagemaker_fake, clo
     sm = sagemaker_fake.client("sagemaker")
     sm.delete_tags(
         ResourceArn=sm.describe_endpoint_config(EndpointConfigName=cdk_made)["EndpointConfigArn"],
-        TagKeys=[admin.TAG_ENDPOINT],
+        TagKeys=[TAG_ENDPOINT],
     )
     sagemaker_fake.queue_results(good_answer(FALCON), good_answer(MISTRAL))
     for target in (FALCON, MISTRAL, FALCON):
@@ -447,10 +461,10 @@ def test_pruning_never_touches_configs_the_tool_did_not_make(sagemaker_fake, clo
 
 def test_active_model_is_none_before_any_record_and_names_the_config_after(sagemaker_fake, clock):
     deploy(sagemaker_fake, EMBED, MINILM, clock, record=False)
-    assert admin.active_model(EMBED, sagemaker_fake.client("ssm")) is None
+    assert active_model(EMBED, sagemaker_fake.client("ssm")) is None
     sagemaker_fake.queue_results(good_answer(MINILM))
     swap(sagemaker_fake, EMBED, MINILM, clock)
-    active = admin.active_model(EMBED, sagemaker_fake.client("ssm"))
+    active = active_model(EMBED, sagemaker_fake.client("ssm"))
     assert active is not None and active.config().payload_format == "text_inputs_embedding"
     assert active.embedding_dimension == 384
 
@@ -458,7 +472,7 @@ def test_active_model_is_none_before_any_record_and_names_the_config_after(sagem
 def test_models_list_prints_each_endpoint_with_its_active_model(sagemaker_fake, clock):
     deploy(sagemaker_fake, LLM, MISTRAL, clock)
     deploy(sagemaker_fake, EMBED, MINILM, clock, record=False)
-    llm_model = admin.resource_name(LLM, clock.now - timedelta(minutes=1))
+    llm_model = resource_name(LLM, clock.now - timedelta(minutes=1))
     sagemaker_fake.client("sagemaker").create_endpoint_config(
         EndpointConfigName="other",
         ProductionVariants=[

@@ -30,8 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPO / "config" / "deploy.example.yaml"
 SWAPPED_LLM = "huggingface-llm-falcon-7b-instruct-bf16"
 ALLOW_UNVERIFIED = {"allow_unverified_pins": "true"}
-if str(REPO / "cdk") not in sys.path:
-    sys.path.insert(0, str(REPO / "cdk"))
 
 
 def load_cdk_app() -> ModuleType:

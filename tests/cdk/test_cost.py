@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from careqa_cdk.deploy_config import load_deploy_config
 from typer.testing import CliRunner
 
 from careqa.cli import app
-from careqa.cost import PROFILES, CostError, estimate, load_prices
+from careqa_deploy.config import load_deploy_config
+from careqa_deploy.cost import PROFILES, CostError, estimate, load_prices
 
 from .conftest import EXAMPLE_CONFIG, REPO
 
@@ -19,7 +19,7 @@ PRICES = REPO / "cdk" / "prices.yaml"
 
 
 @pytest.fixture(scope="module")
-def result():  # noqa: ANN201 - careqa.cost.Estimate
+def result():  # noqa: ANN201 - careqa_deploy.cost.Estimate
     return estimate(load_deploy_config(EXAMPLE_CONFIG), load_prices(PRICES))
 
 
@@ -89,7 +89,7 @@ def test_a_missing_price_names_the_instance_type(tmp_path: Path) -> None:
 
 
 def test_the_key_lambda_and_its_interface_endpoint_are_priced(result) -> None:  # noqa: ANN001
-    from careqa_cdk.names import INTERFACE_ENDPOINTS
+    from careqa_deploy.names import INTERFACE_ENDPOINTS
 
     by_name = {i.name: i for i in result.items}
     prices = load_prices(PRICES)

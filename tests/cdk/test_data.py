@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match
-from careqa_cdk.names import KMS_KEYS, OPENSEARCH_SERVICE_ROLE
 
 from careqa.index.opensearch_mapping import index_name
+from careqa_deploy.names import KMS_KEYS, OPENSEARCH_SERVICE_ROLE
 from endpoints.config import load_model_config
 
 from .conftest import Synth

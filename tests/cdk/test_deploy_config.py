@@ -7,12 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-from careqa_cdk.deploy_config import (
-    DeployConfigError,
-    load_deploy_config,
-    parse_active_models,
-    resolve_model,
-)
+
+from careqa_deploy.config import DeployConfigError, load_deploy_config
+from careqa_deploy.models import parse_active_models, resolve_model
 
 from .conftest import EXAMPLE_CONFIG, load_cdk_app
 

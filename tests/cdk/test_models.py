@@ -7,8 +7,8 @@ from typing import Any
 
 from aws_cdk.assertions import Annotations, Match
 
-from careqa.models_admin import TAG_MODEL_CONFIG, container_definition
 from endpoints.config import load_model_config
+from endpoints.sagemaker.builders import TAG_MODEL_CONFIG, container_definition
 
 from .conftest import SWAPPED_LLM, Synth
 

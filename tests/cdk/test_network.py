@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from careqa_cdk.names import INTERFACE_ENDPOINTS
+
+from careqa_deploy.names import INTERFACE_ENDPOINTS
 
 from .conftest import Synth
 

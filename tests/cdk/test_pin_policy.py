@@ -7,13 +7,9 @@ record of it (``ModelConfig.unverified_pins``).
 from __future__ import annotations
 
 import pytest
-from careqa_cdk.deploy_config import (
-    DeployConfigError,
-    check_model_pins,
-    load_deploy_config,
-    parse_allow_unverified,
-)
 
+from careqa_deploy.config import DeployConfigError, load_deploy_config
+from careqa_deploy.models import check_model_pins, parse_allow_unverified
 from endpoints.config import load_model_config
 
 from .conftest import EXAMPLE_CONFIG, load_cdk_app

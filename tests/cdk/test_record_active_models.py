@@ -11,11 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
-from careqa_cdk.deploy_config import ACTIVE_MODELS_CONTEXT, load_deploy_config
 from moto import mock_aws
 
-from careqa.models_admin import ActiveModel, parameter_name
+from careqa_deploy.config import load_deploy_config
+from careqa_deploy.models import ACTIVE_MODELS_CONTEXT
 from endpoints.config import load_model_config
+from endpoints.sagemaker.record import ActiveModel, parameter_name
 
 from .conftest import EXAMPLE_CONFIG, REPO
 

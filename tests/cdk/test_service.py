@@ -109,6 +109,15 @@ def test_container_is_built_from_the_repository_dockerfile_with_a_read_only_root
     assert (staged / "careqa" / "cli.py").is_file() and not (staged / ".venv").exists()
 
 
+def test_the_service_image_carries_the_deployment_package_its_command_line_imports(synth: Synth) -> None:
+    (image,) = [
+        i for i in synth.assets("service")["dockerImages"].values() if i["source"]["dockerFile"] == "Dockerfile"
+    ]
+    staged = synth.outdir / image["source"]["directory"]
+    assert (staged / "careqa_deploy" / "cli.py").is_file()  # careqa.cli mounts `careqa cost` from it
+    assert "COPY careqa_deploy ./careqa_deploy" in (staged / "Dockerfile").read_text()
+
+
 def test_service_config_maps_each_identity_to_its_tenant(synth: Synth) -> None:
     environment = _environment(synth)
     assert environment["CAREQA_AUTH__MODE"] == "alb-oidc"

@@ -1,4 +1,6 @@
-"""Names that two stacks must agree on without a reference between them (which would be a cycle).
+"""Names and counts the stacks agree on without a reference between them, and that the cost estimate counts.
+
+Two stacks cannot refer to each other both ways (a cycle), so some names are fixed here.
 
 The OpenSearch custom resource in the data stack maps the service's and the ingestion Lambda's IAM
 roles to a security-plugin role, but those roles live in stacks deployed after it; fixed role names

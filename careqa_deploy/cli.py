@@ -1,13 +1,18 @@
-"""``careqa cost``: print the monthly estimate of a deploy config, both profiles side by side."""
+"""``careqa cost``: print the monthly estimate of a deploy config, both profiles side by side.
+
+``careqa eval answers`` prices its configurations with ``answer_cost``, from the same deploy config and prices.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from careqa_deploy.config import load_deploy_config
+from careqa_deploy.cost import CostError, estimate, load_prices, per_1000_answers, render
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEPLOY_CONFIG = REPO_ROOT / "config" / "deploy.example.yaml"
@@ -19,16 +24,6 @@ app = typer.Typer(
 )
 
 
-def _load_deploy_config(path: Path):  # noqa: ANN202 - careqa_cdk's DeployConfig, imported late
-    """The deploy config model lives with the CDK app in ``cdk/``; it is plain pydantic (no CDK import)."""
-    cdk_dir = str(REPO_ROOT / "cdk")
-    if cdk_dir not in sys.path:
-        sys.path.insert(0, cdk_dir)
-    from careqa_cdk.deploy_config import load_deploy_config
-
-    return load_deploy_config(path)
-
-
 @app.callback(invoke_without_command=True)
 def cost(
     config: Annotated[Path, typer.Option("--config", "-c", help="deploy config YAML")] = DEFAULT_DEPLOY_CONFIG,
@@ -36,12 +31,15 @@ def cost(
     as_json: Annotated[bool, typer.Option("--json", help="print line items, bases and totals as JSON")] = False,
 ) -> None:
     """Itemised monthly estimate: endpoints, OpenSearch, Fargate, VPC endpoints, ALB, KMS, DynamoDB, S3, CloudWatch."""
-    from careqa.cost import CostError, estimate, load_prices, render
-
     try:
-        deploy = _load_deploy_config(config)
-        result = estimate(deploy, load_prices(prices))
+        result = estimate(load_deploy_config(config), load_prices(prices))
     except (CostError, ValueError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else render(result))
+
+
+def answer_cost(deploy_config: Path | None, profile: str, *, llm: str | None, calls_llm: bool) -> tuple[float, str]:
+    """Cost per 1,000 answers from `careqa cost`'s prices (see ``careqa_deploy.cost.per_1000_answers``)."""
+    deploy = load_deploy_config(deploy_config or DEFAULT_DEPLOY_CONFIG)
+    return per_1000_answers(deploy, load_prices(DEFAULT_PRICES), profile, llm=llm, calls_llm=calls_llm)

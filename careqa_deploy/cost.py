@@ -5,25 +5,23 @@ assumptions), the list prices in ``cdk/prices.yaml`` (with their date and region
 stacks (how many keys, secrets, interface endpoints and alarms they create). It is a planning aid: the
 prices are list prices to verify, and usage-based lines are only as good as the ``usage`` section.
 
-The deploy config model lives with the CDK app (``cdk/careqa_cdk/deploy_config.py``, plain pydantic);
-``careqa.cli_cost`` puts ``cdk/`` on the import path before calling in here.
+The shape of the stacks comes from ``careqa_deploy.names``, which the CDK app builds them from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from careqa.config import StrictModel
 from careqa.errors import CareQAError
+from careqa_deploy.config import PROFILES, DeployConfig, DeployConfigError, parse_deploy_config
+from careqa_deploy.names import INTERFACE_ENDPOINTS, KEY_FUNCTION_MEMORY_MB, KMS_KEYS, SECRETS
 
-if TYPE_CHECKING:
-    from careqa_cdk.deploy_config import DeployConfig
-
-PROFILES = ("cheap", "production")
 CATEGORIES = ("models", "search", "service", "network", "data", "observability")
 GB = 1024**3
 #: alarms the monitoring stack creates (4 endpoint, 2 load balancer, 1 dead-letter, 3 OpenSearch)
@@ -44,22 +42,18 @@ class CostError(CareQAError):
     code = "cost_error"
 
 
-class _Prices(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SageMakerPrices(_Prices):
+class SageMakerPrices(StrictModel):
     instance_hour: dict[str, float]
     serverless_gb_second: float
     data_processed_gb: float
 
 
-class OpenSearchPrices(_Prices):
+class OpenSearchPrices(StrictModel):
     instance_hour: dict[str, float]
     gp3_gb_month: float
 
 
-class Prices(_Prices):
+class Prices(StrictModel):
     """``cdk/prices.yaml``: public list prices for one region on one date."""
 
     as_of: str
@@ -143,12 +137,13 @@ class Estimate:
 
 def _profile_lines(config: DeployConfig, prices: Prices, profile: str) -> list[tuple[str, str, float, str]]:
     """(category, name, USD per month, basis) for one profile."""
-    from careqa_cdk.names import INTERFACE_ENDPOINTS, KEY_FUNCTION_MEMORY_MB, KMS_KEYS, SECRETS
-
     hours = prices.hours_per_month
     usage = config.usage
     cheap = profile == "cheap"
     lines: list[tuple[str, str, float, str]] = []
+
+    def add(category: str, name: str, monthly: float, basis: str) -> None:
+        lines.append((category, name, monthly, basis))
 
     # Models
     embedding_calls = (
@@ -158,209 +153,169 @@ def _profile_lines(config: DeployConfig, prices: Prices, profile: str) -> list[t
     if cheap:
         gb = config.embedding.serverless.memory_mb / 1024
         gb_seconds = embedding_calls * usage.embedding_seconds_per_call * gb
-        lines.append(
-            (
-                "models",
-                "embedding endpoint",
-                gb_seconds * prices.sagemaker.serverless_gb_second,
-                f"serverless: {embedding_calls:,} calls x {usage.embedding_seconds_per_call}s x {gb:g} GB = "
-                f"{gb_seconds:,.0f} GB-s",
-            )
+        add(
+            "models",
+            "embedding endpoint",
+            gb_seconds * prices.sagemaker.serverless_gb_second,
+            f"serverless: {embedding_calls:,} calls x {usage.embedding_seconds_per_call}s x {gb:g} GB = "
+            f"{gb_seconds:,.0f} GB-s",
         )
         llm_type = config.llm_instance_type("cheap")
         active = config.llm.scale_to_zero.active_hours_per_month
-        lines.append(
-            (
-                "models",
-                "LLM endpoint",
-                active * prices.sagemaker_hour(llm_type),
-                f"scale to zero: {active:g} active h x 1 {llm_type}",
-            )
+        add(
+            "models",
+            "LLM endpoint",
+            active * prices.sagemaker_hour(llm_type),
+            f"scale to zero: {active:g} active h x 1 {llm_type}",
         )
     else:
         emb_type, emb_n = config.embedding_instance_type(), config.embedding.production.min_instances
-        lines.append(
-            (
-                "models",
-                "embedding endpoint",
-                emb_n * hours * prices.sagemaker_hour(emb_type),
-                f"instances: {emb_n} x {emb_type} x {hours:g} h",
-            )
+        add(
+            "models",
+            "embedding endpoint",
+            emb_n * hours * prices.sagemaker_hour(emb_type),
+            f"instances: {emb_n} x {emb_type} x {hours:g} h",
         )
         llm_type, llm_n = config.llm_instance_type("production"), config.llm.production.min_instances
-        lines.append(
-            (
-                "models",
-                "LLM endpoint",
-                llm_n * hours * prices.sagemaker_hour(llm_type),
-                f"instances: {llm_n} x {llm_type} x {hours:g} h (minimum capacity)",
-            )
+        add(
+            "models",
+            "LLM endpoint",
+            llm_n * hours * prices.sagemaker_hour(llm_type),
+            f"instances: {llm_n} x {llm_type} x {hours:g} h (minimum capacity)",
         )
     data_gb = usage.questions_per_month * BYTES_PER_QUESTION / GB
-    lines.append(
-        (
-            "models",
-            "endpoint data processed",
-            data_gb * prices.sagemaker.data_processed_gb,
-            f"{data_gb:.2f} GB in and out",
-        )
+    add(
+        "models",
+        "endpoint data processed",
+        data_gb * prices.sagemaker.data_processed_gb,
+        f"{data_gb:.2f} GB in and out",
     )
 
     # OpenSearch
     size = config.opensearch.cheap if cheap else config.opensearch.production
     node_hour = prices.opensearch_hour(size.instance_type)
-    lines.append(
-        (
-            "search",
-            "OpenSearch data nodes",
-            size.data_nodes * hours * node_hour,
-            f"{size.data_nodes} x {size.instance_type} x {hours:g} h",
-        )
+    add(
+        "search",
+        "OpenSearch data nodes",
+        size.data_nodes * hours * node_hour,
+        f"{size.data_nodes} x {size.instance_type} x {hours:g} h",
     )
     if size.dedicated_masters and size.dedicated_master_type:
-        lines.append(
-            (
-                "search",
-                "OpenSearch dedicated masters",
-                size.dedicated_masters * hours * prices.opensearch_hour(size.dedicated_master_type),
-                f"{size.dedicated_masters} x {size.dedicated_master_type} x {hours:g} h",
-            )
+        add(
+            "search",
+            "OpenSearch dedicated masters",
+            size.dedicated_masters * hours * prices.opensearch_hour(size.dedicated_master_type),
+            f"{size.dedicated_masters} x {size.dedicated_master_type} x {hours:g} h",
         )
     storage = size.data_nodes * size.volume_gb
-    lines.append(
-        (
-            "search",
-            "OpenSearch EBS storage (gp3)",
-            storage * prices.opensearch.gp3_gb_month,
-            f"{size.data_nodes} x {size.volume_gb} GB",
-        )
+    add(
+        "search",
+        "OpenSearch EBS storage (gp3)",
+        storage * prices.opensearch.gp3_gb_month,
+        f"{size.data_nodes} x {size.volume_gb} GB",
     )
 
     # Service
     tasks = config.fargate.cheap if cheap else config.fargate.production
     vcpu, mem_gb = tasks.cpu / 1024, tasks.memory_mib / 1024
     per_hour = vcpu * prices.fargate["vcpu_hour"] + mem_gb * prices.fargate["gb_hour"]
-    lines.append(
-        (
-            "service",
-            "Fargate tasks",
-            tasks.min_tasks * hours * per_hour,
-            f"{tasks.min_tasks} x ({vcpu:g} vCPU + {mem_gb:g} GB) x {hours:g} h (minimum tasks)",
-        )
+    add(
+        "service",
+        "Fargate tasks",
+        tasks.min_tasks * hours * per_hour,
+        f"{tasks.min_tasks} x ({vcpu:g} vCPU + {mem_gb:g} GB) x {hours:g} h (minimum tasks)",
     )
-    lines.append(
-        (
-            "service",
-            "Application Load Balancer",
-            hours * (prices.alb["hour"] + usage.alb_average_lcu * prices.alb["lcu_hour"]),
-            f"{hours:g} h + {usage.alb_average_lcu:g} LCU average",
-        )
+    add(
+        "service",
+        "Application Load Balancer",
+        hours * (prices.alb["hour"] + usage.alb_average_lcu * prices.alb["lcu_hour"]),
+        f"{hours:g} h + {usage.alb_average_lcu:g} LCU average",
     )
     key_fetches = tasks.max_tasks * KEY_FETCHES_PER_TASK_PER_MONTH
     key_gb_s = key_fetches * KEY_FETCH_SECONDS * KEY_FUNCTION_MEMORY_MB / 1024
-    lines.append(
-        (
-            "service",
-            "load balancer key Lambda",
-            key_fetches / 1e6 * prices.lambda_["request_million"] + key_gb_s * prices.lambda_["gb_second"],
-            f"{key_fetches} fetches (up to {tasks.max_tasks} tasks x a new key a day) x {KEY_FETCH_SECONDS} s x "
-            f"{KEY_FUNCTION_MEMORY_MB} MB; its interface endpoint is counted under network",
-        )
+    add(
+        "service",
+        "load balancer key Lambda",
+        key_fetches / 1e6 * prices.lambda_["request_million"] + key_gb_s * prices.lambda_["gb_second"],
+        f"{key_fetches} fetches (up to {tasks.max_tasks} tasks x a new key a day) x {KEY_FETCH_SECONDS} s x "
+        f"{KEY_FUNCTION_MEMORY_MB} MB; its interface endpoint is counted under network",
     )
 
     # Network
     azs = 2
     endpoints = len(INTERFACE_ENDPOINTS)
-    lines.append(
-        (
-            "network",
-            "interface VPC endpoints",
-            endpoints * azs * hours * prices.vpc["interface_endpoint_az_hour"]
-            + usage.endpoint_data_gb_per_month * prices.vpc["interface_endpoint_data_gb"],
-            f"{endpoints} endpoints x {azs} AZs x {hours:g} h + {usage.endpoint_data_gb_per_month:g} GB",
-        )
+    add(
+        "network",
+        "interface VPC endpoints",
+        endpoints * azs * hours * prices.vpc["interface_endpoint_az_hour"]
+        + usage.endpoint_data_gb_per_month * prices.vpc["interface_endpoint_data_gb"],
+        f"{endpoints} endpoints x {azs} AZs x {hours:g} h + {usage.endpoint_data_gb_per_month:g} GB",
     )
     nats = 0 if config.network.alb_egress == "none" else (1 if cheap else azs)
     if nats:
-        lines.append(
-            (
-                "network",
-                "NAT gateways (load balancer to IdP)",
-                nats * hours * prices.vpc["nat_gateway_hour"] + usage.nat_data_gb_per_month * prices.vpc["nat_data_gb"],
-                f"{nats} x {hours:g} h + {usage.nat_data_gb_per_month:g} GB",
-            )
+        add(
+            "network",
+            "NAT gateways (load balancer to IdP)",
+            nats * hours * prices.vpc["nat_gateway_hour"] + usage.nat_data_gb_per_month * prices.vpc["nat_data_gb"],
+            f"{nats} x {hours:g} h + {usage.nat_data_gb_per_month:g} GB",
         )
 
     # Data
     kms_requests = (usage.questions_per_month * 4 + usage.ingest_files_per_month * 10) / 10_000
-    lines.append(
-        (
-            "data",
-            "KMS keys and requests",
-            len(KMS_KEYS) * prices.kms["key_month"] + kms_requests * prices.kms["requests_per_10k"],
-            f"{len(KMS_KEYS)} keys + {kms_requests * 10_000:,.0f} requests",
-        )
+    add(
+        "data",
+        "KMS keys and requests",
+        len(KMS_KEYS) * prices.kms["key_month"] + kms_requests * prices.kms["requests_per_10k"],
+        f"{len(KMS_KEYS)} keys + {kms_requests * 10_000:,.0f} requests",
     )
     writes = usage.questions_per_month * 2  # the answer as served, then its rating
     reads = usage.questions_per_month
     stored_gb = usage.questions_per_month * BYTES_PER_FEEDBACK_ITEM / GB * 12  # a year of answers
-    lines.append(
-        (
-            "data",
-            "DynamoDB feedback (on demand, PITR)",
-            writes / 1e6 * prices.dynamodb["write_request_million"]
-            + reads / 1e6 * prices.dynamodb["read_request_million"]
-            + stored_gb * (prices.dynamodb["storage_gb_month"] + prices.dynamodb["pitr_gb_month"]),
-            f"{writes:,} writes, {reads:,} reads, {stored_gb:.2f} GB",
-        )
+    add(
+        "data",
+        "DynamoDB feedback (on demand, PITR)",
+        writes / 1e6 * prices.dynamodb["write_request_million"]
+        + reads / 1e6 * prices.dynamodb["read_request_million"]
+        + stored_gb * (prices.dynamodb["storage_gb_month"] + prices.dynamodb["pitr_gb_month"]),
+        f"{writes:,} writes, {reads:,} reads, {stored_gb:.2f} GB",
     )
     s3_gb = usage.kb_storage_gb + usage.export_storage_gb
-    lines.append(
-        (
-            "data",
-            "S3 (knowledge bases, exports, access logs)",
-            s3_gb * prices.s3["standard_gb_month"]
-            + usage.ingest_files_per_month / 1000 * prices.s3["put_per_1000"]
-            + (usage.ingest_files_per_month + usage.questions_per_month) / 1000 * prices.s3["get_per_1000"],
-            f"{s3_gb:g} GB + {usage.ingest_files_per_month:,} uploads",
-        )
+    add(
+        "data",
+        "S3 (knowledge bases, exports, access logs)",
+        s3_gb * prices.s3["standard_gb_month"]
+        + usage.ingest_files_per_month / 1000 * prices.s3["put_per_1000"]
+        + (usage.ingest_files_per_month + usage.questions_per_month) / 1000 * prices.s3["get_per_1000"],
+        f"{s3_gb:g} GB + {usage.ingest_files_per_month:,} uploads",
     )
-    lines.append(
-        ("data", "Secrets Manager", len(SECRETS) * prices.secrets_manager["secret_month"], f"{len(SECRETS)} secrets")
-    )
+    add("data", "Secrets Manager", len(SECRETS) * prices.secrets_manager["secret_month"], f"{len(SECRETS)} secrets")
     lambda_gb_s = usage.ingest_files_per_month * INGEST_SECONDS_PER_FILE * config.ingestion.memory_mb / 1024
-    lines.append(
-        (
-            "data",
-            "ingestion Lambda and queue",
-            lambda_gb_s * prices.lambda_["gb_second"]
-            + usage.ingest_files_per_month * 4 / 1e6 * prices.sqs["request_million"],
-            f"{lambda_gb_s:,.0f} GB-s",
-        )
+    add(
+        "data",
+        "ingestion Lambda and queue",
+        lambda_gb_s * prices.lambda_["gb_second"]
+        + usage.ingest_files_per_month * 4 / 1e6 * prices.sqs["request_million"],
+        f"{lambda_gb_s:,.0f} GB-s",
     )
 
     # Observability
     tracking = (1 if cheap else 2) + 2  # endpoint or copy policies, plus the service's CPU and request policies
     alarms = MONITORING_ALARMS + (1 if cheap else 0) + ALARMS_PER_TARGET_TRACKING * tracking
     retention_months = min(config.log_retention_days / 30, 12)
-    lines.append(
-        (
-            "observability",
-            "CloudWatch logs, alarms, dashboard",
-            usage.log_ingest_gb_per_month * prices.cloudwatch["logs_ingest_gb"]
-            + usage.log_ingest_gb_per_month * retention_months * prices.cloudwatch["logs_storage_gb_month"]
-            + alarms * prices.cloudwatch["alarm_month"]
-            + prices.cloudwatch["dashboard_month"],
-            f"{usage.log_ingest_gb_per_month:g} GB/month, {alarms} alarms, 1 dashboard",
-        )
+    add(
+        "observability",
+        "CloudWatch logs, alarms, dashboard",
+        usage.log_ingest_gb_per_month * prices.cloudwatch["logs_ingest_gb"]
+        + usage.log_ingest_gb_per_month * retention_months * prices.cloudwatch["logs_storage_gb_month"]
+        + alarms * prices.cloudwatch["alarm_month"]
+        + prices.cloudwatch["dashboard_month"],
+        f"{usage.log_ingest_gb_per_month:g} GB/month, {alarms} alarms, 1 dashboard",
     )
     return lines
 
 
 def estimate(config: DeployConfig, prices: Prices) -> Estimate:
     """Both profiles' monthly costs for ``config``, line by line."""
-    from careqa_cdk.deploy_config import DeployConfigError
-
     result = Estimate(
         region=config.env.region, currency=prices.currency, prices_as_of=prices.as_of, prices_region=prices.region
     )
@@ -431,8 +386,6 @@ def per_1000_answers(
     ``llm`` prices another deployable LLM config in the deploy config's place (a model bake-off).
     """
     if calls_llm and llm and llm != config.llm.config:
-        from careqa_cdk.deploy_config import parse_deploy_config
-
         raw = config.model_dump(exclude_none=True)
         # priced only, never deployed: a gated model's licence question does not arise, and the model's own
         # default instance type replaces any the deploy config pinned for its LLM

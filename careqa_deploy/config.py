@@ -6,7 +6,8 @@ and usage assumptions. ``cdk/app.py`` loads it once and hands typed values to th
 never read files or environment variables themselves. A bad value fails the synth with the field
 named, e.g. ``llm.config: unknown model 'llama-9'``.
 
-This module has no CDK imports, so ``careqa cost`` can load a deploy config without starting jsii.
+This module has no CDK imports, so ``careqa cost`` can load a deploy config without starting jsii. Which
+model each endpoint deploys is ``careqa_deploy.models``; the service's settings, ``careqa_deploy.environment``.
 
 Profiles:
 
@@ -20,32 +21,25 @@ Profiles:
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from careqa.config import TENANT_PATTERN
-from careqa.index.opensearch_mapping import INDEX_PREFIX
-from endpoints.config import ModelConfig, available_models, load_model_config
-from endpoints.errors import ModelConfigError
+from careqa.config import TENANT_PATTERN, StrictModel, shared_identity, unique_tenant_ids
+from careqa.errors import CareQAError
+from careqa_deploy.instance_types import InstanceType
+from endpoints.config import ModelConfig, load_model_config
+from endpoints.errors import ModelConfigError, format_validation_errors
 
 Profile = Literal["cheap", "production"]
 PROFILES: tuple[Profile, ...] = ("cheap", "production")
-#: CDK context key under which the live model of each endpoint is recorded (see cdk/README.md)
-ACTIVE_MODELS_CONTEXT = "careqa:activeModels"
-HOURS_PER_MONTH = 730
 
 _ENDPOINT_NAME = r"^[a-z0-9](?:-?[a-z0-9]){0,47}$"  # lower case (IAM ARNs), 48 chars: the swap tool adds a suffix
 _HTTPS_URL = r"^https://[^\s/$.?#][^\s]*$"
-#: instance families with GPUs or AWS accelerators: serverless inference cannot host models that need them
-_ACCELERATED = re.compile(r"^ml\.(g4dn|g5|g6|g6e|p3|p3dn|p4d|p4de|p5|p5e|inf1|inf2|trn1)\.")
 #: OpenSearch instance types without encryption at rest or fine-grained access control
 _OPENSEARCH_UNSUPPORTED = re.compile(r"^(t2\.|t3\.(nano|micro|small)\.)")
 #: valid Fargate (CPU units → memory MiB) combinations
@@ -58,17 +52,16 @@ _FARGATE_MEMORY = {
 }
 
 
-class DeployConfigError(ValueError):
+class DeployConfigError(CareQAError, ValueError):
     """The deploy config (or the CDK context that refines it) is invalid; the message names the field."""
 
-
-def is_accelerated(instance_type: str) -> bool:
-    """Whether a SageMaker instance type has GPUs or AWS accelerators."""
-    return bool(_ACCELERATED.match(instance_type))
+    code = "invalid_deploy_config"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    """The settings' strict base (``careqa.config``), frozen: a deploy config is a value."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 class EnvConfig(_Strict):
@@ -397,20 +390,13 @@ class DeployConfig(_Strict):
     @field_validator("tenants")
     @classmethod
     def _unique(cls, tenants: list[Tenant]) -> list[Tenant]:
-        ids = [t.id for t in tenants]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate tenant ids: {duplicates}")
-        owner: dict[tuple[str, str], str] = {}
-        for tenant in tenants:
-            for identity in tenant.identities:
-                key = (identity.claim, identity.value)
-                if key in owner and owner[key] != tenant.id:
-                    raise ValueError(
-                        f"{identity.claim} {identity.value!r} is mapped to both {owner[key]!r} and "
-                        f"{tenant.id!r}; an identity belongs to one tenant"
-                    )
-                owner[key] = tenant.id
+        unique_tenant_ids([t.id for t in tenants])
+        shared = shared_identity((i.claim, i.value, t.id) for t in tenants for i in t.identities)
+        if shared:
+            _, claim, value, owner, tenant = shared
+            raise ValueError(
+                f"{claim} {value!r} is mapped to both {owner!r} and {tenant!r}; an identity belongs to one tenant"
+            )
         return tenants
 
     @model_validator(mode="after")
@@ -427,13 +413,13 @@ class DeployConfig(_Strict):
             raise ValueError("llm.endpoint_name: the two endpoints need different names")
         embedding = self.embedding.model
         embedding_type = self.embedding.production.instance_type or embedding.default_instance_type or ""
-        if self.profile == "cheap" and is_accelerated(embedding_type):
+        if self.profile == "cheap" and InstanceType.of(embedding_type).accelerated:
             raise ValueError(
                 f"embedding.config: {embedding.name} runs on a GPU instance and serverless inference "
                 "(the cheap profile) has none; use a CPU model or profile: production"
             )
         llm_type = self.llm_instance_type("cheap")
-        if self.llm.scale_to_zero.accelerators_per_copy and not is_accelerated(llm_type):
+        if self.llm.scale_to_zero.accelerators_per_copy and not InstanceType.of(llm_type).accelerated:
             raise ValueError(f"llm.scale_to_zero.accelerators_per_copy: {llm_type} has no accelerators; set 0")
         return self
 
@@ -476,16 +462,6 @@ def _model(name: str) -> ModelConfig:
         raise ValueError(str(exc)) from None
 
 
-def format_errors(exc: ValidationError) -> str:
-    """``field.path: message`` for each error, without pydantic's ``Value error,`` prefix."""
-    problems = []
-    for err in exc.errors():
-        message = str(err["msg"]).removeprefix("Value error, ")
-        location = ".".join(str(part) for part in err["loc"])
-        problems.append(f"{location}: {message}" if location else message)
-    return "; ".join(problems)
-
-
 def parse_deploy_config(raw: Any, *, source: str = "deploy config") -> DeployConfig:
     """Validate a mapping as a deploy config; raise ``DeployConfigError`` naming each bad field."""
     if not isinstance(raw, dict):
@@ -493,7 +469,7 @@ def parse_deploy_config(raw: Any, *, source: str = "deploy config") -> DeployCon
     try:
         return DeployConfig.model_validate(raw)
     except ValidationError as exc:
-        raise DeployConfigError(f"{source}: {format_errors(exc)}") from None
+        raise DeployConfigError(f"{source}: {format_validation_errors(exc, root=None)}") from None
 
 
 def load_deploy_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> DeployConfig:
@@ -508,222 +484,3 @@ def load_deploy_config(path: str | Path, *, overrides: dict[str, Any] | None = N
     if isinstance(raw, dict) and overrides:
         raw = {**raw, **overrides}
     return parse_deploy_config(raw, source=str(path))
-
-
-# ---------------------------------------------------------------------------------------------------
-# The live model of each endpoint (the swap tool's record, brought in through CDK context)
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """The model an endpoint is deployed with, and why."""
-
-    config: ModelConfig
-    source: Literal["deploy-config", "active-record"]
-    #: set when the record differs from the deploy config: the deploy keeps the live model
-    note: str | None = None
-
-
-def parse_active_models(value: Any) -> dict[str, str]:
-    """The ``careqa:activeModels`` context value: ``{endpoint name: config name}``, as a mapping or JSON text."""
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise DeployConfigError(f"context {ACTIVE_MODELS_CONTEXT}: not JSON: {exc}") from None
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise DeployConfigError(f"context {ACTIVE_MODELS_CONTEXT}: expected {{endpoint name: model config name}}")
-    return dict(value)
-
-
-def resolve_model(config: DeployConfig, field: Literal["embedding", "llm"], active: dict[str, str]) -> ResolvedModel:
-    """The model to deploy on an endpoint: the swap tool's record wins over the deploy config.
-
-    A deploy must not silently revert a swap: if ``careqa models swap`` moved the endpoint to another
-    model (and the record was brought into the context), the stacks deploy that model and say so.
-    """
-    entry = getattr(config, field)
-    endpoint = config.embedding_endpoint_name if field == "embedding" else config.llm_endpoint_name
-    recorded = active.get(endpoint)
-    if recorded is None or recorded == entry.config:
-        return ResolvedModel(entry.model, "deploy-config")
-    where = f"context {ACTIVE_MODELS_CONTEXT}.{endpoint}"
-    try:
-        live = load_model_config(recorded)
-    except ModelConfigError as exc:
-        raise DeployConfigError(f"{where}: {exc}") from None
-    if live.task != entry.model.task:
-        raise DeployConfigError(f"{where}: {recorded} is a {live.task} model; {field} needs {entry.model.task}")
-    if field == "embedding" and live.embedding_dimension != entry.model.embedding_dimension:
-        raise DeployConfigError(
-            f"{where}: {recorded} makes {live.embedding_dimension}-dimensional vectors, the deploy config's "
-            f"{entry.config} makes {entry.model.embedding_dimension}; the indices cannot serve both"
-        )
-    if config.env.region not in live.image_uris:
-        raise DeployConfigError(f"{where}: {recorded} has no container image pinned for {config.env.region}")
-    note = (
-        f"{endpoint}: the swap tool recorded {recorded} as live; deploying it instead of {field}.config "
-        f"{entry.config}. Swap with 'careqa models swap' (or update the record) to change it."
-    )
-    return ResolvedModel(live, "active-record", note)
-
-
-#: CDK context key that lets the production profile deploy model configs whose pins no source has confirmed
-ALLOW_UNVERIFIED_PINS_CONTEXT = "allow_unverified_pins"
-
-
-def parse_allow_unverified(value: Any) -> bool:
-    """The ``allow_unverified_pins`` context value: ``-c allow_unverified_pins=true`` arrives as text."""
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise DeployConfigError(f"context {ALLOW_UNVERIFIED_PINS_CONTEXT}: expected true or false, got {value!r}")
-
-
-def check_model_pins(config: DeployConfig, models: Sequence[ModelConfig], *, allow_unverified: bool) -> list[str]:
-    """A warning per model config whose pins are unverified; for production, refuse them unless allowed.
-
-    A pin nobody checked against JumpStart may name an image, artifact or environment the model does not
-    run with, and that shows only after a deploy's endpoints fail their health checks. The cheap profile
-    (pilots) deploys with the warning; production needs the risk taken on explicitly.
-    """
-    unverified = {m.name: m.unverified_pins() for m in models if m.unverified_pins()}
-    warnings = [
-        f"{name}: pins not verified against JumpStart: {', '.join(pins)} (its pins: block says where each came "
-        "from; `careqa models verify` checks them, `careqa models refresh` rewrites them)"
-        for name, pins in unverified.items()
-    ]
-    if unverified and config.profile == "production" and not allow_unverified:
-        raise DeployConfigError(
-            f"profile production: model configs with unverified pins: {', '.join(unverified)}. Verify them "
-            "(`careqa models verify`, `careqa models refresh` on a machine with AWS credentials), or deploy "
-            f"anyway with -c {ALLOW_UNVERIFIED_PINS_CONTEXT}=true"
-        )
-    return warnings
-
-
-@dataclass(frozen=True)
-class ArtifactSources:
-    """Where SageMaker pulls model images and weights from, for every model a swap may choose."""
-
-    ecr_accounts: tuple[str, ...]
-    s3_buckets: tuple[str, ...]
-
-
-def artifact_sources(region: str, configs_dir: Path | None = None) -> ArtifactSources:
-    """ECR registry accounts and S3 buckets of all deployable model configs pinned in ``region``.
-
-    The SageMaker execution role is scoped to these, and covers every config in ``jumpstart_configs/``
-    so that ``careqa models swap`` can move an endpoint to any of them with the same role.
-    """
-    accounts: set[str] = set()
-    buckets: set[str] = set()
-    for name in available_models(configs_dir):
-        model = load_model_config(name, configs_dir)
-        if not model.deployable:
-            continue
-        image = model.image_uris.get(region)
-        if image:
-            accounts.add(image.split(".", 1)[0])
-        data = model.model_data_uris.get(region)
-        if data and data.startswith("s3://"):
-            buckets.add(data[5:].split("/", 1)[0])
-    return ArtifactSources(tuple(sorted(accounts)), tuple(sorted(buckets)))
-
-
-# ---------------------------------------------------------------------------------------------------
-# The service's settings, as the container's environment
-
-
-def identity_map(config: DeployConfig) -> list[dict[str, str]]:
-    """Every OIDC subject or group with the tenant its agents work for (``auth.alb_oidc.identities``)."""
-    return [
-        {"claim": identity.claim, "value": identity.value, "tenant": tenant.id}
-        for tenant in config.tenants
-        for identity in tenant.identities
-    ]
-
-
-def _model_ref(config: DeployConfig, model: ModelConfig, endpoint: str, timeout_s: float) -> dict[str, Any]:
-    """A ``careqa.config.ModelRef`` for a SageMaker endpoint of this deployment."""
-    return {
-        "config": model.name,
-        "transport": "sagemaker",
-        "endpoint_name": endpoint,
-        "region": config.env.region,
-        "timeout_s": timeout_s,
-    }
-
-
-def index_environment(config: DeployConfig, *, opensearch_endpoint: str) -> dict[str, str]:
-    """``index.*`` of ``careqa.config.Settings``: the OpenSearch driver on this deployment's domain, with SigV4."""
-    return {
-        "CAREQA_INDEX__DRIVER": "opensearch",
-        "CAREQA_INDEX__OPENSEARCH__ENDPOINT": opensearch_endpoint,
-        "CAREQA_INDEX__OPENSEARCH__AUTH": "sigv4",
-        "CAREQA_INDEX__OPENSEARCH__REGION": config.env.region,
-        "CAREQA_INDEX__OPENSEARCH__INDEX_PREFIX": INDEX_PREFIX,
-    }
-
-
-def service_environment(
-    config: DeployConfig,
-    *,
-    embedding: ModelConfig,
-    llm: ModelConfig,
-    opensearch_endpoint: str,
-    feedback_table: str,
-    kb_bucket: str,
-    load_balancer_arn: str,
-    key_function: str,
-    llm_inference_component: str | None = None,
-) -> dict[str, str]:
-    """The container's ``CAREQA_*`` variables: exactly ``careqa.config.Settings`` fields (``__`` nests).
-
-    No bearer tokens on AWS (``identities`` is empty): the load balancer authenticates agents with OIDC, the
-    service verifies its signed token (against ``load_balancer_arn``, with keys fetched by ``key_function``)
-    and ``auth.alb_oidc.identities`` maps their subject or groups to a tenant. Feedback goes to the DynamoDB
-    table, the index is the OpenSearch domain, and source links open documents from the knowledge-base
-    bucket (the task has no knowledge-base folder). ``tests/cdk/test_service_settings.py`` loads this environment,
-    as synthesized, into ``Settings``, so a misspelt name or a bad value fails a test, not a deploy.
-    """
-    llm_ref = _model_ref(config, llm, config.llm_endpoint_name, 120.0)
-    if llm_inference_component:  # cheap profile: the LLM is an inference component that scales to zero copies
-        llm_ref["inference_component"] = llm_inference_component
-    return {
-        "CAREQA_TENANTS": json.dumps([{"id": t.id, "name": t.name} for t in config.tenants]),
-        "CAREQA_IDENTITIES": "[]",
-        "CAREQA_MODELS": json.dumps(
-            {"embedding": _model_ref(config, embedding, config.embedding_endpoint_name, 30.0), "llm": llm_ref}
-        ),
-        "CAREQA_AUTH__MODE": "alb-oidc",
-        "CAREQA_AUTH__ALB_OIDC__IDENTITIES": json.dumps(identity_map(config)),
-        "CAREQA_AUTH__ALB_OIDC__GROUP_CLAIM": config.auth.oidc.group_claim,
-        "CAREQA_AUTH__ALB_OIDC__LOAD_BALANCER_ARN": load_balancer_arn,
-        "CAREQA_AUTH__ALB_OIDC__KEY_FUNCTION": key_function,
-        "CAREQA_FEEDBACK__DRIVER": "dynamodb",
-        "CAREQA_FEEDBACK__TABLE": feedback_table,
-        "CAREQA_FEEDBACK__REGION": config.env.region,
-        "CAREQA_SOURCES__DRIVER": "s3",
-        "CAREQA_SOURCES__BUCKET": kb_bucket,
-        "CAREQA_SOURCES__REGION": config.env.region,
-        **index_environment(config, opensearch_endpoint=opensearch_endpoint),
-        "CAREQA_DATA_DIR": "/tmp/careqa",
-        "CAREQA_LOG_LEVEL": "INFO",
-    }
-
-
-def ingest_environment(config: DeployConfig, *, embedding: ModelConfig, opensearch_endpoint: str) -> dict[str, str]:
-    """The ingestion Lambda's ``CAREQA_*`` variables: the same ``Settings`` names as the service's, for the
-    tenants, the embedding endpoint and the index (``lambdas/ingest_handler.py`` reads them with ``Settings``'
-    own models)."""
-    return {
-        "CAREQA_TENANTS": json.dumps([{"id": t.id, "name": t.name} for t in config.tenants]),
-        "CAREQA_MODELS__EMBEDDING": json.dumps(_model_ref(config, embedding, config.embedding_endpoint_name, 60.0)),
-        **index_environment(config, opensearch_endpoint=opensearch_endpoint),
-    }
