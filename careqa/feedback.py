@@ -35,6 +35,7 @@ class FeedbackStoreError(CareQAError):
 
     code = "feedback_unavailable"
     http_status = 503
+    retry_after_s = 5
 
 
 class FeedbackStore(Protocol):
