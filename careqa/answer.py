@@ -60,11 +60,15 @@ def _snippet(passage: Passage) -> str:
 
 
 def validate_question(question: str, max_chars: int) -> str:
+    """The question with its whitespace collapsed; empty (or only whitespace) or over ``max_chars`` is refused.
+
+    The limit counts the characters as sent, as the API description's ``maxLength`` does.
+    """
     cleaned = " ".join((question or "").split())
     if not cleaned:
         raise InvalidQuestionError("question is empty")
-    if len(cleaned) > max_chars:
-        raise InvalidQuestionError(f"question is too long ({len(cleaned)} characters; the limit is {max_chars})")
+    if len(question) > max_chars:
+        raise InvalidQuestionError(f"question is too long ({len(question)} characters; the limit is {max_chars})")
     return cleaned
 
 

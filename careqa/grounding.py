@@ -10,6 +10,7 @@ it never mentions. The same guard runs whichever model wrote the text, local or 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +22,9 @@ from careqa.config import GuardConfig
 from careqa.query import code_mentions
 from careqa.types import Passage
 
-_stemmer = snowballstemmer.stemmer("english")
+#: one Snowball stemmer per thread: a stemmer keeps the word it is working on in itself, so threads sharing one
+#: (the service answers in a thread pool) corrupt each other's stems, or fail with an IndexError
+_stemmers = threading.local()
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 _CITATION = re.compile(r"\s*\[(?:\d+\s*(?:,\s*|-\s*)?)+\]")
 #: a sentence ends at ., ! or ? (and any closing quotes or brackets, which stay with it) before a capital or digit
@@ -82,11 +85,17 @@ def reordered_numbers(sentence: str, source: str) -> bool:
     return len(theirs) > 1 and [n for n in mine if n in theirs] != theirs
 
 
+def stem(word: str) -> str:
+    """The English Snowball stem of a word, with this thread's own stemmer."""
+    stemmer = getattr(_stemmers, "stemmer", None)
+    if stemmer is None:
+        stemmer = _stemmers.stemmer = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(word))
+
+
 def content_terms(text: str) -> set[str]:
     """Stemmed content words of a text (stop words dropped, negations kept)."""
-    return {
-        _stemmer.stemWord(w.lower()) for w in _words(text) if w.lower() not in _STOP and (len(w) > 1 or w.isdigit())
-    }
+    return {stem(w.lower()) for w in _words(text) if w.lower() not in _STOP and (len(w) > 1 or w.isdigit())}
 
 
 def key_words(sentence: str) -> dict[str, str]:
@@ -95,7 +104,7 @@ def key_words(sentence: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for i, w in enumerate(words):
         if any(ch.isdigit() for ch in w) or (i > 0 and w[0].isupper() and w.lower() not in _STOP):
-            keys.setdefault(_stemmer.stemWord(w.lower()), w)
+            keys.setdefault(stem(w.lower()), w)
     return keys
 
 

@@ -6,6 +6,11 @@ object at a time (``ingest_file`` / ``forget_file``). Both write through ``_writ
 A document whose content hash is unchanged is skipped (nothing re-embedded); a changed one has its
 new chunks written before the old ones are removed, so a failure part-way never leaves it missing;
 ``sync`` removes documents whose files disappeared, but never those of a file that failed validation.
+
+A run killed at any point (SIGKILL, a Lambda timeout) leaves the previous version searchable, and the next
+run finishes its work: a document left with both versions' chunks is written again (``DocState.mixed``),
+and an index whose last refresh did not finish is refreshed (``needs_refresh``), so the index ends as a
+clean ingest would build it (``tests/test_crash_safety.py``).
 """
 
 from __future__ import annotations
@@ -98,7 +103,7 @@ def _write_changes(
     for record in records:
         digest = content_hash(record)
         state = existing.get(record.doc_id)
-        if state is not None and state.content_hash == digest:
+        if state is not None and state.content_hash == digest and not state.mixed:
             report.unchanged.append(record.doc_id)
             continue
         (report.updated if state is not None else report.added).append(record.doc_id)
@@ -158,7 +163,8 @@ def ingest_folder(
         if gone:
             index.delete_documents(tenant, gone)
             report.deleted.extend(sorted(gone))
-    if report.added or report.updated or report.deleted or not existing:
+    # A previous run killed after its writes but before its refresh left nothing to change, only to refresh.
+    if report.added or report.updated or report.deleted or not existing or index.needs_refresh():
         index.refresh()
     report.seconds = time.perf_counter() - started
     return report

@@ -59,7 +59,8 @@ class LinkSigner:
     def verify(self, tenant: str, path: str, exp: int, sig: str) -> None:
         if exp < self._clock():  # type: ignore[operator]
             raise NotFoundError("this source link has expired; ask the question again for a fresh link")
-        if not hmac.compare_digest(self._sig(tenant, path, exp), sig):
+        # compare_digest refuses non-ASCII strings (a TypeError, so a 500); no valid signature has such characters
+        if not sig.isascii() or not hmac.compare_digest(self._sig(tenant, path, exp), sig):
             raise NotFoundError("invalid source link")
 
 

@@ -90,6 +90,13 @@ def test_a_link_signed_for_one_tenant_fails_for_another():
         signer.verify("pharmacy", path, exp, sig)
 
 
+def test_a_signature_with_non_ascii_characters_is_an_invalid_link_not_a_crash():
+    signer = LinkSigner(b"k", 60)
+    _, path, exp, _ = parse(signer.link("clinic", "procedures/appointments.md"))
+    with pytest.raises(NotFoundError, match="invalid"):  # found by fuzzing: hmac.compare_digest raised TypeError
+        signer.verify("clinic", path, exp, "\u00d7")
+
+
 def test_external_urls_are_returned_unchanged():
     assert LinkSigner(b"k", 60).link("pharmacy", "https://example.org/a#b") == "https://example.org/a#b"
 

@@ -164,3 +164,27 @@ def test_sentences_split_on_punctuation_lines_and_bullets():
         "third item",
         "fourth",
     ]
+
+
+def test_content_words_are_stemmed_alike_by_concurrent_threads():
+    # Found under load (benchmarks/bench_load.py): one shared Snowball stemmer keeps its word in itself, so answers
+    # computed in the service's thread pool got each other's stems, or an IndexError (a 500).
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from careqa.grounding import content_terms
+
+    texts = [
+        "Prior authorizations require the prescriber's justification and additional documentation",
+        "Refills requested too soon are rejected by the insurer until enough days have passed",
+        "Transferring controlled substances between pharmacies is restricted by regulations",
+        "Deliveries are rescheduled automatically when nobody is available to sign for packages",
+    ] * 50
+    expected = [content_terms(t) for t in texts]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so they interleave inside the stemmer
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert list(pool.map(content_terms, texts)) == expected
+    finally:
+        sys.setswitchinterval(interval)

@@ -364,3 +364,92 @@ def test_a_model_failure_after_the_stream_started_is_an_error_event(client, runt
     assert response.status_code == 200
     kind, data = sse_events(response)[-1]
     assert kind == "error" and data["error"]["code"] == "model_timeout"
+
+
+# found by fuzzing (tests/test_api_fuzz.py) or while making the API description exact ----------------------------
+
+
+def test_an_unexpected_failure_is_a_500_in_the_error_shape_that_quotes_nothing(app, runtime, monkeypatch):
+    def broken(tenant, question):
+        raise RuntimeError(f"bug while answering {question!r}")
+
+    monkeypatch.setattr(runtime.engine, "ask", broken)
+    with TestClient(app, raise_server_exceptions=False) as raw:
+        response = raw.post("/v1/ask", json={"question": "pt dob 01/02/1960"}, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "the service failed unexpectedly; the error was logged"}
+    }
+
+
+def test_a_wrong_method_is_a_405_naming_the_allowed_one(client):
+    response = client.get("/v1/ask", headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_body_that_is_not_utf8_is_a_400_in_the_error_shape(client):
+    response = client.post(
+        "/v1/feedback",
+        content=b'{"rating": "\xc3\x28"}',
+        headers=auth(PHARMACY_TOKEN) | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_a_streamed_body_over_the_cap_is_refused_though_it_declares_no_length(client):
+    def chunks():
+        for _ in range(20):
+            yield b'{"question": "' + b"a" * 4096  # 80 KiB in all, sent chunked: no Content-Length
+
+    response = client.post(
+        "/v1/ask", content=chunks(), headers=auth(PHARMACY_TOKEN) | {"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_the_comment_limit_comes_from_the_config(settings, runtime):
+    from careqa.service.app import create_app
+
+    strict = settings.model_copy(update={"limits": settings.limits.model_copy(update={"max_comment_chars": 10})})
+    with TestClient(create_app(strict, runtime=runtime, warm_up=False)) as small:
+        body = {"answer_id": "f" * 32, "rating": "up", "comment": "x" * 11}
+        response = small.post("/v1/feedback", json=body, headers=auth(PHARMACY_TOKEN))
+        assert response.status_code == 422 and "at most 10 characters" in response.json()["error"]["message"]
+        schema = small.get("/openapi.json").json()["components"]["schemas"]["FeedbackRequest"]
+        assert schema["properties"]["comment"]["maxLength"] == 10
+
+
+def test_the_openapi_document_declares_the_credential_and_each_routes_errors(client, settings):
+    document = client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an agent's token (careqa token new)",
+    }
+    ask = document["paths"]["/v1/ask"]["post"]
+    assert ask["security"] == [{"HTTPBearer": []}]
+    assert set(ask["responses"]) == {"200", "400", "401", "403", "413", "422", "502", "503", "504"}
+    assert ask["responses"]["503"]["headers"]["Retry-After"]["required"] is True
+    question = document["components"]["schemas"]["AskRequest"]["properties"]["question"]
+    assert question["maxLength"] == settings.limits.max_question_chars and question["pattern"] == r"[^\s\x1c-\x1f\x85]"
+    source = document["paths"]["/sources/{tenant}/{path}"]["get"]
+    assert "security" not in source and set(source["responses"]["200"]["content"]) == {"text/html"}
+    assert set(source["responses"]["404"]["content"]) == {"application/json"}
+    assert set(document["paths"]["/healthz"]["get"]["responses"]) == {"200"}
+
+
+@pytest.mark.parametrize("question", ["\x1c\x1d", "\u3000 \x85", "\t\n"])
+def test_a_question_of_only_whitespace_is_blank_as_the_schema_pattern_says(client, question):
+    import re
+
+    assert re.search(r"[^\s\x1c-\x1f\x85]", question) is None
+    response = client.post("/v1/ask", json={"question": question}, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 422 and response.json()["error"]["message"] == "question is empty"
+
+
+def test_the_question_limit_counts_the_characters_as_sent(client, settings):
+    limit = settings.limits.max_question_chars
+    response = client.post("/v1/ask", json={"question": "a" + " " * limit}, headers=auth(PHARMACY_TOKEN))
+    assert response.status_code == 422 and "too long" in response.json()["error"]["message"]

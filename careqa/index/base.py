@@ -18,6 +18,24 @@ class DocState:
 
     content_hash: str
     source_file: str
+    #: chunks of more than one version are stored: a write stopped between adding the new version's chunks and
+    #: removing the old ones (a killed ingest, a timed-out Lambda). Whatever its hash, it must be written again.
+    mixed: bool = False
+
+
+def fold_documents(rows: Iterable[tuple[str, str, str]]) -> dict[str, DocState]:
+    """One state per document from its chunks' ``(doc_id, content_hash, source_file)``, in any order.
+
+    Both drivers list documents through this, so a document left with two versions' chunks is ``mixed`` in both.
+    """
+    out: dict[str, DocState] = {}
+    for doc_id, content_hash, source_file in rows:
+        known = out.get(doc_id)
+        if known is None:
+            out[doc_id] = DocState(content_hash=content_hash, source_file=source_file)
+        elif known.content_hash != content_hash and not known.mixed:
+            out[doc_id] = DocState(content_hash=known.content_hash, source_file=known.source_file, mixed=True)
+    return out
 
 
 class ChunkIndex(Protocol):
@@ -48,6 +66,9 @@ class ChunkIndex(Protocol):
 
     def refresh(self) -> None:
         """Make recent writes fully searchable (rebuild text indexes); called once after an ingest."""
+
+    def needs_refresh(self) -> bool:
+        """Whether writes were made since the last refresh finished (an ingest killed before its refresh)."""
 
     def count(self, tenant: str | None = None) -> int:
         """Number of chunks, for one tenant or all."""

@@ -9,7 +9,9 @@ large, so the same driver serves the sample knowledge base and a million chunks.
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
@@ -21,11 +23,14 @@ import lancedb
 import pyarrow as pa
 
 from careqa.errors import IndexMismatchError
-from careqa.index.base import STORED_FIELDS, DocState
+from careqa.index.base import STORED_FIELDS, DocState, fold_documents
 from careqa.types import Chunk, Hit
 
 TABLE = "chunks"
 META_FILE = "careqa-index.json"
+#: the table version the last completed ``refresh`` left: any write since (or a refresh that never finished,
+#: as when an ingest is killed) makes the table's version differ, and the next ingest refreshes again
+REFRESHED_FILE = "careqa-refreshed.json"
 _COLUMNS = list(STORED_FIELDS)
 #: rows above which an ANN index is built; below it, exact search is fast and exact
 ANN_THRESHOLD = 100_000
@@ -38,6 +43,20 @@ SCALAR_INDICES = {"tenant": "BITMAP", "chunk_id": "BTREE"}
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` whole or not at all: a process killed mid-write leaves the old file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _fts_query(text: str) -> str:
@@ -74,7 +93,7 @@ class LanceIndex:
                     "re-ingest into a new index path"
                 )
         else:
-            meta_path.write_text(json.dumps(wanted))
+            _write_atomically(meta_path, json.dumps(wanted))
 
     def _schema(self) -> pa.Schema:
         return pa.schema(
@@ -153,6 +172,7 @@ class LanceIndex:
     def refresh(self) -> None:
         with self._lock:
             if self._table.count_rows() == 0:
+                self._mark_refreshed()
                 return
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -168,6 +188,17 @@ class LanceIndex:
                 # optimize() below instead of rebuilding it on every ingest.
                 self._table.create_index(metric="cosine", index_type="IVF_HNSW_SQ", vector_column_name="vector")
             self._table.optimize(cleanup_older_than=timedelta(minutes=10))
+            self._mark_refreshed()
+
+    def _mark_refreshed(self) -> None:
+        _write_atomically(self.path / REFRESHED_FILE, json.dumps({"version": self._table.version}))
+
+    def needs_refresh(self) -> bool:
+        try:
+            refreshed = json.loads((self.path / REFRESHED_FILE).read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            refreshed = None
+        return bool(refreshed != self._table.version)
 
     # reads ------------------------------------------------------------------------------------------
     def documents(self, tenant: str) -> dict[str, DocState]:
@@ -178,15 +209,14 @@ class LanceIndex:
             .limit(None)
             .to_arrow()
         )
-        out: dict[str, DocState] = {}
-        for doc_id, content_hash, source_file in zip(
-            table["doc_id"].to_pylist(),
-            table["content_hash"].to_pylist(),
-            table["source_file"].to_pylist(),
-            strict=True,
-        ):
-            out[doc_id] = DocState(content_hash=content_hash, source_file=source_file)
-        return out
+        return fold_documents(
+            zip(
+                table["doc_id"].to_pylist(),
+                table["content_hash"].to_pylist(),
+                table["source_file"].to_pylist(),
+                strict=True,
+            )
+        )
 
     def _hits(self, rows: list[dict[str, Any]], score: Any) -> list[Hit]:
         return [Hit(chunk=Chunk(**{k: r[k] for k in _COLUMNS}), score=float(score(r))) for r in rows]

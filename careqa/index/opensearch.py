@@ -51,7 +51,7 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import TransportError
 
 from careqa.errors import ConfigError, IndexMismatchError, IndexUnavailableError
-from careqa.index.base import STORED_FIELDS, DocState
+from careqa.index.base import STORED_FIELDS, DocState, fold_documents
 from careqa.index.opensearch_mapping import INDEX_PREFIX, SpaceType, index_body, index_name, vector_dimension
 from careqa.types import Chunk, Hit
 
@@ -484,12 +484,17 @@ class OpenSearchIndex:
         for name in written:
             self._call(f"refreshing {name}", self.client.indices.refresh, index=name)
 
+    def needs_refresh(self) -> bool:
+        """Never: OpenSearch makes every write searchable by itself within its refresh interval (``refresh`` only
+        hurries that), and it keeps its text and vector indices current on every write."""
+        return False
+
     # reads ------------------------------------------------------------------------------------------
     def documents(self, tenant: str) -> dict[str, DocState]:
         index = self._tenant_index(tenant, create=False)
-        out: dict[str, DocState] = {}
+        rows: list[tuple[str, str, str]] = []
         if index is None:
-            return out
+            return {}
         body: dict[str, Any] = {
             "size": DOCUMENTS_PAGE,
             "query": {"bool": {"filter": [_tenant_filter(tenant)]}},
@@ -502,11 +507,11 @@ class OpenSearchIndex:
                 f"listing the documents of {index.name}", self.client.search, index=index.name, body=body
             )
             hits = response["hits"]["hits"]
-            for hit in hits:
-                source = hit["_source"]
-                out[source["doc_id"]] = DocState(content_hash=source["content_hash"], source_file=source["source_file"])
+            rows.extend(
+                (h["_source"]["doc_id"], h["_source"]["content_hash"], h["_source"]["source_file"]) for h in hits
+            )
             if len(hits) < DOCUMENTS_PAGE:
-                return out
+                return fold_documents(rows)
             body = {**body, "search_after": hits[-1]["sort"]}
 
     @staticmethod

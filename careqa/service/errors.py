@@ -18,7 +18,8 @@ from endpoints.errors import ModelInvocationError, ModelThrottledError, ModelTim
 
 log = logging.getLogger("careqa.service")
 
-#: seconds a client is asked to wait after a 503 it may retry (a busy model, an unverifiable identity)
+#: seconds a client is asked to wait after a 503 it may retry (a busy model, an unverifiable identity, the
+#: feedback store out of reach)
 RETRY_AFTER_S = 5
 
 #: each error class's status, checked in order: the first class the error is an instance of decides
@@ -35,7 +36,7 @@ STATUSES: tuple[tuple[type[CareQAError], int], ...] = (
     (SourceTooLargeError, 502),
 )
 #: errors a client should simply retry after a pause: their 503 carries Retry-After
-RETRY_LATER: tuple[type[CareQAError], ...] = (AuthUnavailableError, ModelThrottledError)
+RETRY_LATER: tuple[type[CareQAError], ...] = (AuthUnavailableError, ModelThrottledError, FeedbackStoreError)
 
 
 @dataclass(frozen=True)
