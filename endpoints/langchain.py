@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -48,33 +48,37 @@ class EndpointEmbeddings(BaseModel, Embeddings):
             max_input_chars=config.max_input_chars,
         )
 
-    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
         body = self.codec.encode_request([t[: self.max_input_chars] for t in texts])
-        vectors = self.codec.decode_response(
+        vectors = self.codec.decode_array(
             self.transport.invoke(body, content_type=self.codec.content_type, accept=self.codec.accept), len(texts)
         )
-        for v in vectors:
-            if len(v) != self.dimension:
-                raise ModelResponseError(
-                    f"{self.model_id}: returned {len(v)}-dimensional vectors, config says {self.dimension}"
-                )
+        if len(texts) and vectors.shape[1] != self.dimension:
+            raise ModelResponseError(
+                f"{self.model_id}: returned {vectors.shape[1]}-dimensional vectors, config says {self.dimension}"
+            )
         if self.normalize:
-            vectors = [_unit(v) for v in vectors]
+            vectors = unit_rows(vectors)
         return vectors
 
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        """``embed_documents`` as an (n, dimension) float64 array, for callers that compute with the vectors."""
+        parts = [
+            self._embed_batch(texts[start : start + self.batch_size]) for start in range(0, len(texts), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.empty((0, self.dimension))
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            out.extend(self._embed_batch(texts[start : start + self.batch_size]))
-        return out
+        return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
 
     def embed_query(self, text: str) -> list[float]:
-        return self._embed_batch([text])[0]
+        return self._embed_batch([text])[0].tolist()  # type: ignore[no-any-return]
 
 
-def _unit(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-    return [x / norm for x in vector]
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0.0, 1.0, norms)
 
 
 class EndpointChatModel(BaseChatModel):
