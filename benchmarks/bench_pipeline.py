@@ -2,7 +2,7 @@
 
 Every figure is printed next to a baseline measured in the same process:
 - ingestion chunks/s against the embedding model's raw batch throughput on the same chunk texts
-  (sentence-transformers ``encode``, no codec, no index): the ratio is what the pipeline costs;
+  (the configured backend's bare model, no codec, no index): the ratio is what the pipeline costs;
 - answer latency per stage (embed, retrieve, generate, check) as p50/p95, with each stage's share.
 
 Usage: python benchmarks/bench_pipeline.py [--medquad-pairs N] [--eval-dir ../shared/eval] [--json FILE]
@@ -52,16 +52,20 @@ def pct(values: list[float], q: float) -> float:
 def raw_throughput(runtime: Runtime, texts: list[str], repeats: int = 3) -> float:
     """Chunks/s of the bare embedding model on the same texts and batch size: the floor-cost baseline.
 
-    The median of ``repeats`` runs, so one noisy run on a shared machine does not set the baseline.
+    The texts are sorted by length and cut into the model's batches, as ingestion does, and each batch goes
+    to the configured backend's model directly (no payload, no index). The median of ``repeats`` runs, so
+    one noisy run on a shared machine does not set the baseline.
     """
     container = runtime.embeddings.transport.container
-    model = container._model.get(container._load)
     batch = runtime.embedding_config.max_batch_size
-    model.encode(texts[:batch], batch_size=batch)  # warm
+    ordered = sorted(texts, key=len)
+    batches = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
+    container.encode(batches[-1])  # warm
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model.encode(texts, batch_size=batch, convert_to_numpy=True)
+        for part in batches:
+            container.encode(part)
         rates.append(len(texts) / (time.perf_counter() - t0))
     return statistics.median(rates)
 
