@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.bench_pipeline import medquad_folder, pct  # noqa: E402
 from careqa.chunking import chunk_record  # noqa: E402
 from careqa.config import Settings, load_settings  # noqa: E402
+from careqa.evaluate import stage_kb  # noqa: E402
 from careqa.ingest import ingest_folder  # noqa: E402
 from careqa.knowledge import load_folder  # noqa: E402
 from careqa.runtime import Runtime  # noqa: E402
@@ -194,7 +195,9 @@ def main() -> None:
     print(f"model {config.name}; configured backend {config.local.backend}; {os.cpu_count()} CPUs")
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = medquad_folder(args.eval_dir, args.medquad_pairs, Path(tmp) / "medquad")
+        written = medquad_folder(args.eval_dir, args.medquad_pairs, Path(tmp) / "medquad-one-file")
+        # split into files the loader accepts (the whole of MedQuAD is over its per-file limit), as careqa eval does
+        folder = stage_kb(written / "medquad.jsonl", Path(tmp) / "medquad")
         if not args.skip_raw:
             medquad = [c.embed_text for r in load_folder(folder, "medquad").records for c in chunk_record(r)]
             medquad = random.Random(0).sample(medquad, min(args.raw_texts, len(medquad)))

