@@ -6,6 +6,9 @@ Prints, each figure next to its baseline from the same run:
   ingestion sorts them); rounds interleave the backends and the medians are printed, so a busy machine slows
   them alike; PyTorch is also run with an inner batch of 8 (its best on these chunks) so that the ratio is
   not only against the batch size PyTorch happened to be given;
+  next to texts/s, texts per CPU-second of the process (all its threads), which other jobs on a shared
+  machine disturb far less than wall time (run with OMP_WAIT_POLICY=PASSIVE, or PyTorch's OpenMP threads
+  count the time they spin waiting for each other); ``--threads 1`` compares the backends core for core;
 - each ONNX backend's cosine to the PyTorch vectors of the same texts;
 - query embedding latency (p50/p95) of a 30-word question through the whole client path (codec, local
   transport, model), as retrieval calls it;
@@ -60,9 +63,14 @@ PYTORCH_INNER8 = "sentence-transformers, inner batch 8"
 Encoder = Callable[[list[str]], Any]
 
 
+#: CPU threads every backend may use (None: the config's, i.e. all cores); set by --threads
+THREADS: int | None = None
+
+
 def with_backend(config: ModelConfig, backend: str) -> ModelConfig:
     assert config.local is not None
-    return config.model_copy(update={"local": config.local.model_copy(update={"backend": backend})})
+    local = config.local.model_copy(update={"backend": backend, "threads": THREADS or config.local.threads})
+    return config.model_copy(update={"local": local})
 
 
 def runtime_for(settings: Settings, backend: str) -> Runtime:
@@ -77,18 +85,28 @@ def batches_of(texts: list[str], size: int) -> list[list[str]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def raw_rates(encoders: dict[str, Encoder], batches: list[list[str]], repeats: int) -> dict[str, list[float]]:
-    """Texts/s of each encoder over the same batches; rounds interleave the encoders."""
+def raw_rates(
+    encoders: dict[str, Encoder],
+    batches: list[list[str]],
+    repeats: int,
+    cpu_rates: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
+    """Texts/s of each encoder over the same batches; rounds interleave the encoders.
+
+    ``cpu_rates``, when given, receives texts per CPU-second of this process (all its threads) for each round.
+    """
     n = sum(len(b) for b in batches)
     for encode in encoders.values():
         encode(batches[-1])  # warm: first-call allocations and lazy initialisation
     rates: dict[str, list[float]] = {name: [] for name in encoders}
     for _ in range(repeats):
         for name, encode in encoders.items():
-            started = time.perf_counter()
+            cpu_started, started = time.process_time(), time.perf_counter()
             for batch in batches:
                 encode(batch)
             rates[name].append(n / (time.perf_counter() - started))
+            if cpu_rates is not None:
+                cpu_rates.setdefault(name, []).append(n / (time.process_time() - cpu_started))
     return rates
 
 
@@ -165,13 +183,16 @@ def bench_ndcg(settings: Settings, backend: str, data_dir: Path, eval_dir: Path)
     }
 
 
-def show_raw(title: str, rates: dict[str, list[float]], n: int) -> None:
-    base = statistics.median(rates[PYTORCH])
+def show_raw(title: str, rates: dict[str, list[float]], cpu: dict[str, list[float]], n: int) -> None:
+    base, cpu_base = statistics.median(rates[PYTORCH]), statistics.median(cpu[PYTORCH])
     print(f"\n== raw embedding throughput: {title} ({n} texts, medians of {len(rates[PYTORCH])} interleaved rounds)")
+    print(f"  {'backend':38} {'texts/s':>8}  {'vs PyTorch':>10}   {'per CPU-s':>9}  {'vs PyTorch':>10}   rounds")
     for name, values in rates.items():
         runs = ", ".join(f"{v:.1f}" for v in values)
-        median = statistics.median(values)
-        print(f"  {name:38} {median:8.1f} texts/s   x{median / base:4.2f}   ({runs})")
+        median, per_cpu = statistics.median(values), statistics.median(cpu[name])
+        print(
+            f"  {name:38} {median:8.1f}  x{median / base:9.2f}   {per_cpu:9.1f}  x{per_cpu / cpu_base:9.2f}   ({runs})"
+        )
 
 
 def main() -> None:
@@ -184,8 +205,11 @@ def main() -> None:
     parser.add_argument("--ndcg", action="append", default=[], metavar="BACKEND=DIR", help="score retrieval")
     parser.add_argument("--skip-raw", action="store_true", help="skip the raw, quality and query-latency part")
     parser.add_argument("--skip-ingest", action="store_true", help="skip the ingestion part")
+    parser.add_argument("--threads", type=int, help="CPU threads per backend (default: all cores)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
 
     results: dict[str, Any] = {"load_average_start": os.getloadavg()}
     settings = load_settings(REPO / "config" / "local.yaml", data_dir=Path(tempfile.mkdtemp(prefix="bench-emb-")))
@@ -210,15 +234,21 @@ def main() -> None:
             encoders[PYTORCH_INNER8] = lambda texts: st.encode(texts, batch_size=8, convert_to_numpy=True)
             for title, texts in (("MedQuAD chunks", medquad), ("sample knowledge base chunks", sample_kb)):
                 batches = batches_of(texts, config.max_batch_size)
-                rates = raw_rates(encoders, batches, args.repeats)
-                show_raw(title, rates, len(texts))
+                cpu: dict[str, list[float]] = {}
+                rates = raw_rates(encoders, batches, args.repeats, cpu)
+                show_raw(title, rates, cpu, len(texts))
                 reference = vectors_of(encoders[PYTORCH], batches)
                 quality = {
                     b: cosine_stats(vectors_of(encoders[b], batches), reference) for b in ("onnx-fp32", "onnx-int8")
                 }
                 for b, q in quality.items():
                     print(f"  {b} vs PyTorch, cosine: min {q['min']:.5f}  p1 {q['p1']:.5f}  mean {q['mean']:.5f}")
-                results[f"raw {title}"] = {"texts": len(texts), "rates": rates, "cosine_vs_pytorch": quality}
+                results[f"raw {title}"] = {
+                    "texts": len(texts),
+                    "rates": rates,
+                    "per_cpu_second": cpu,
+                    "cosine_vs_pytorch": quality,
+                }
 
             words = len(QUESTION_30_WORDS.split())
             print(f"\n== query embedding: a {words}-word question through the whole client path (codec, transport)")

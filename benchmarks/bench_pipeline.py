@@ -5,7 +5,7 @@ Every figure is printed next to a baseline measured in the same process:
   (the configured backend's bare model, no codec, no index): the ratio is what the pipeline costs;
 - answer latency per stage (embed, retrieve, generate, check) as p50/p95, with each stage's share.
 
-Usage: python benchmarks/bench_pipeline.py [--medquad-pairs N] [--eval-dir ../shared/eval] [--json FILE]
+Usage: python benchmarks/bench_pipeline.py [--medquad-pairs N] [--eval-dir ../shared/eval] [--skip-answers] [--json FILE]
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
     parser.add_argument("--medquad-pairs", type=int, default=1000, help="MedQuAD pairs to ingest (0 = all 17,841)")
     parser.add_argument("--liveqa-questions", type=int, default=39)
+    parser.add_argument("--skip-answers", action="store_true", help="ingestion only (no answer latency)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
 
@@ -171,8 +172,9 @@ def main() -> None:
         assert pharmacy is not None
         results["sample_ingest"] = r = bench_ingest(runtime, pharmacy, "pharmacy")
         show_ingest("sample knowledge base (pharmacy)", r)
-        results["sample_answers"] = a = bench_answers(runtime, "pharmacy", SAMPLE_QUESTIONS)
-        show_answers("sample knowledge base", a)
+        if not args.skip_answers:
+            results["sample_answers"] = a = bench_answers(runtime, "pharmacy", SAMPLE_QUESTIONS)
+            show_answers("sample knowledge base", a)
 
         if (args.eval_dir / "medquad-kb.jsonl").exists():
             folder = medquad_folder(args.eval_dir, args.medquad_pairs, Path(tmp) / "medquad")
@@ -188,13 +190,14 @@ def main() -> None:
             runtime.engine.settings = medquad
             results["medquad_ingest"] = r = bench_ingest(runtime, folder, "medquad")
             show_ingest(f"MedQuAD, first {args.medquad_pairs or 'all'} pairs", r)
-            questions = []
-            with (args.eval_dir / "liveqa-questions-public.jsonl").open() as f:
-                for line in f:
-                    q = json.loads(line)
-                    questions.append((q["subject"] + ". " + q["message"])[: settings.limits.max_question_chars])
-            results["medquad_answers"] = a = bench_answers(runtime, "medquad", questions[: args.liveqa_questions])
-            show_answers("MedQuAD with LiveQA consumer questions", a)
+            if not args.skip_answers:
+                questions = []
+                with (args.eval_dir / "liveqa-questions-public.jsonl").open() as f:
+                    for line in f:
+                        q = json.loads(line)
+                        questions.append((q["subject"] + ". " + q["message"])[: settings.limits.max_question_chars])
+                results["medquad_answers"] = a = bench_answers(runtime, "medquad", questions[: args.liveqa_questions])
+                show_answers("MedQuAD with LiveQA consumer questions", a)
         else:
             print(f"\n(no {args.eval_dir}/medquad-kb.jsonl: MedQuAD part skipped)")
     if args.json:
