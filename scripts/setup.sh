@@ -36,6 +36,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The ONNX embedding backends (the default) run an export of the packaged MiniLM weights: made here, once, with
+# torch and onnxruntime's tools (about 15 s), and kept under $VENV/share/careqa/onnx keyed by the weights
+# package's version. A later run finds it cached in a second; nothing downloads.
+"$VENV/bin/python" -m endpoints.onnx_export
+
 # The AWS CDK command line (`npx cdk synth`), exactly as pinned in package-lock.json.
 if command -v npm >/dev/null; then
   node_stamp="node_modules/.careqa-installed"

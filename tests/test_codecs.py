@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from endpoints import available_models, load_model_config
@@ -70,6 +71,42 @@ def test_embedding_codec_rejects_a_wrong_vector_count(fmt):
     codec: EmbeddingCodec = CODECS[fmt]()  # type: ignore[assignment]
     with pytest.raises(ModelResponseError, match="expected 3 vectors"):
         codec.decode_response(codec.encode_response([[0.1], [0.2]]), expected=3)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "reason"),
+    [
+        ([[0.1, 0.2], [0.3]], "differ in length"),
+        ([[0.1, "0.2"], [0.3, 0.4]], "not a list of numbers"),
+        ([[0.1, None], [0.3, 0.4]], "not a list of numbers"),
+        ([[], []], "not a list of numbers"),
+        ([[[0.1]], [[0.2]]], "not a list of numbers"),
+        ([[0.1, float("nan")], [0.3, 0.4]], "not JSON"),  # json.dumps writes NaN, which is not JSON
+    ],
+)
+def test_embedding_codec_rejects_malformed_vectors(vectors, reason):
+    codec = embedding_codec("text_inputs_embedding")
+    body = json.dumps({"embedding": vectors}).encode()
+    with pytest.raises(ModelResponseError, match=reason):
+        codec.decode_response(body, expected=2)
+
+
+def test_embedding_request_bytes_are_what_json_dumps_writes():
+    """What a SageMaker endpoint receives did not change when the response side moved to orjson."""
+    texts = ["What does code 75 mean?", "café, 東京"]
+    for fmt in EMBEDDING_FORMATS:
+        body = CODECS[fmt]().encode_request(texts)  # type: ignore[attr-defined]
+        assert body == json.dumps(json.loads(body), ensure_ascii=False).encode("utf-8")
+    assert embedding_codec("text_inputs_embedding").encode_request(texts) == (
+        '{"text_inputs": ["What does code 75 mean?", "café, 東京"]}'.encode()
+    )
+
+
+def test_container_writes_float32_vectors_that_read_back_exactly():
+    codec = embedding_codec("text_inputs_embedding")
+    vectors = np.random.default_rng(0).standard_normal((3, 384)).astype(np.float32)
+    decoded = codec.decode_array(codec.encode_response(vectors), expected=3)
+    assert np.array_equal(decoded.astype(np.float32), vectors)
 
 
 @pytest.mark.parametrize("fmt", GENERATION_FORMATS)
