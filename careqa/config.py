@@ -286,6 +286,13 @@ class ReaderConfig(StrictModel):
         default=8, ge=0, le=50, description="a section this short is quoted whole; a longer one, by sentences"
     )
     max_sentences: int = Field(default=3, ge=1, le=10, description="sentences quoted from a long section")
+    part_overlap_margin: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="a later part of a two-part question gets a new source only if that source's best sentence is "
+        "more than this closer to the part than the sentences already quoted",
+    )
     sentence_margin: float = Field(
         default=0.2, ge=0, le=1, description="sentences scoring within this of the best one are quoted too"
     )

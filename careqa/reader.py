@@ -110,6 +110,8 @@ class ScoredUnit:
     unit: Passage
     score: float
     codes: set[str]
+    #: similarity of the unit's sentence closest to the question (set for the units the re-rank scored)
+    sentence_similarity: float | None = None
 
 
 @dataclass
@@ -180,6 +182,7 @@ class Reader:
             for s, group in zip(top, texts, strict=True):
                 best = max((_dot(query_vector, vectors[at + k]) for k in range(len(group))), default=0.0)
                 s.score += self.config.sentence_weight * best
+                s.sentence_similarity = best
                 at += len(group)
             scored = sorted(top, key=lambda s: s.score, reverse=True) + scored[len(top) :]
         return scored, missing
@@ -273,6 +276,22 @@ class Reader:
 
     # -- the whole reading ------------------------------------------------------------------------------
 
+    def _answered(self, reading: Reading, vector: Sequence[float], best: ScoredUnit) -> bool:
+        """Whether a later part of the question is already answered by what the earlier parts quote.
+
+        "When is the statement available and how long does the mail take": the statement's section says how
+        long the mailed statement takes; a second source (standard delivery times) would only contradict it.
+        A new unit is quoted for a part only if its best sentence (or, for a Q&A pair, its question) is clearly
+        closer to the part.
+        """
+        quoted = [s for q in reading.quotes for s in q.sentences]
+        if not quoted or best.sentence_similarity is None:
+            return False
+        covered = max(_dot(vector, v) for v in self.embed(quoted))
+        # a Q&A pair answers what its question asks, whatever its sentences look like ("Usually not.")
+        offered = max(best.sentence_similarity, best.unit.question_similarity or -1.0)
+        return covered >= offered - self.config.part_overlap_margin
+
     def read(
         self,
         query: Query,
@@ -298,7 +317,7 @@ class Reader:
             if not qualifying:
                 continue
             best = qualifying[0]
-            if best.unit.chunk_id in used:
+            if best.unit.chunk_id in used or self._answered(reading, vector, best):
                 continue
             # codes this unit does not name are answered by the best unit that does
             chosen = [best]

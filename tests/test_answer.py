@@ -200,6 +200,27 @@ def test_a_two_part_question_is_answered_part_by_part(runtime):
     assert len(cited_urls(answer)) == 2
 
 
+def test_a_later_part_the_first_source_already_answers_gets_no_second_source(runtime):
+    # the billing section says when the yearly statement is out and how long a mailed one takes; the delivery
+    # section's "3 to 5 business days" is about orders, and quoting it too would contradict the answer
+    answer = reader_answer(
+        runtime,
+        "pt wants the yearly pharmacy statement for taxes mailed to them, when is it available and how long "
+        "does the mail take",
+    )
+    assert "January 15" in answer.text and "7 to 10 business days" in answer.text
+    assert "3 to 5 business days" not in answer.text
+    assert len(cited_urls(answer)) == 1
+
+
+def test_a_later_part_that_a_pair_answers_still_gets_the_pair(runtime):
+    # "do they count toward the deductible" is not answered by the discount-card sentence that looks like it
+    answer = reader_answer(
+        runtime, "can a discount card be used with insurance, and do cash purchases count toward the deductible"
+    )
+    assert len(cited_urls(answer)) == 2
+
+
 def test_the_reader_never_calls_the_model(runtime):
     answer = reader_answer(runtime, "What should a patient do if a mail order package is lost?")
     assert answer.status == "answered" and answer.timings.generate_ms == 0
