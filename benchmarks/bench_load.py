@@ -97,7 +97,7 @@ class PhaseResult:
                 # warming up to new content and threads; growth in every round would be a leak
                 "rounds": [
                     {"start": self.rss_mb[a], "end": self.rss_mb[b - 1], "max": max(self.rss_mb[a:b])}
-                    for a, b in zip(self.round_starts, [*self.round_starts[1:], len(self.rss_mb)], strict=True)
+                    for a, b in zip(self.round_starts, self.round_starts[1:] + [len(self.rss_mb)], strict=False)
                     if b > a
                 ],
             },

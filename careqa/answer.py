@@ -155,7 +155,7 @@ class AnswerEngine:
         query = analyse(question, glossary, known_codes=known)
 
         t0 = time.perf_counter()
-        reading = self.reader.read(query, self._parts(tenant, query, retrieval), known)
+        reading = self.reader.read(query, self._parts(tenant, query, retrieval), known, tenant_cfg.min_score)
         timings.read_ms = (time.perf_counter() - t0) * 1000
 
         draft = _Draft()
@@ -233,7 +233,8 @@ class AnswerEngine:
     ) -> Iterator[AnswerEvent]:
         """The LLM's answer, sentence by sentence as each passes the guard (nothing when none passes)."""
         if mode == "auto":
-            passages = [s.unit for s in reading.ranked if self.reader.qualifies(s)][:AUTO_CONTEXT_UNITS]
+            bar = self.settings.tenant(tenant).min_score
+            passages = [s.unit for s in reading.ranked if self.reader.qualifies(s, bar)][:AUTO_CONTEXT_UNITS]
         else:
             passages = list(retrieval.passages)
             if query.codes:

@@ -96,6 +96,14 @@ class TenantConfig(StrictModel):
     answer_mode: Literal["reader", "generate", "auto"] | None = Field(
         default=None, description="who writes this tenant's answers; default: the LLM config's answer_mode"
     )
+    min_score: float | None = Field(
+        default=None,
+        ge=-1,
+        le=2,
+        description="the reader's bar for this tenant's knowledge base (default: reader.min_score). A large "
+        "knowledge base holds a close-looking passage for almost any question and needs a higher bar; calibrate "
+        "it with `careqa eval answers --configs reader:reader.min_score=...` on the tenant's judged questions",
+    )
 
     @field_validator("glossary")
     @classmethod

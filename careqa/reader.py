@@ -209,8 +209,10 @@ class Reader:
             score += self.config.name_weight * hits / len(query.names)
         return score
 
-    def qualifies(self, best: ScoredUnit) -> bool:
-        return best.unit.similarity >= self.min_evidence and best.score >= self.config.min_score
+    def qualifies(self, best: ScoredUnit, min_score: float | None = None) -> bool:
+        """Whether a unit is close enough to answer from (``min_score``: a tenant's own bar, else the config's)."""
+        bar = self.config.min_score if min_score is None else min_score
+        return best.unit.similarity >= self.min_evidence and best.score >= bar
 
     # -- choosing the sentences -------------------------------------------------------------------------
 
@@ -297,8 +299,12 @@ class Reader:
         query: Query,
         parts: Sequence[tuple[str, Sequence[float], Sequence[Passage]]],
         known_codes: set[str],
+        min_score: float | None = None,
     ) -> Reading:
-        """Read each part of a question (text, vector, candidate units) and join the quotes."""
+        """Read each part of a question (text, vector, candidate units) and join the quotes.
+
+        ``min_score`` is the tenant's bar for a unit to answer from (default: ``reader.min_score``).
+        """
         reading = Reading()
         used: set[str] = set()
         for text, vector, units in parts:
@@ -312,7 +318,7 @@ class Reader:
                 reading.ranked = ranked
             if not ranked or missing and len(part_codes) == len(missing):
                 continue
-            qualifying = [s for s in ranked if self.qualifies(s)]
+            qualifying = [s for s in ranked if self.qualifies(s, min_score)]
             reading.best_score = max(reading.best_score, ranked[0].score)
             if not qualifying:
                 continue
@@ -323,7 +329,7 @@ class Reader:
             chosen = [best]
             for code in part_codes:
                 if code not in best.codes:
-                    other = next((s for s in ranked if code in s.codes and self.qualifies(s)), None)
+                    other = next((s for s in ranked if code in s.codes and self.qualifies(s, min_score)), None)
                     if other is not None and other not in chosen:
                         chosen.append(other)
             for scored in chosen:

@@ -221,6 +221,25 @@ def test_a_later_part_that_a_pair_answers_still_gets_the_pair(runtime):
     assert len(cited_urls(answer)) == 2
 
 
+def test_a_tenant_bar_above_the_best_match_makes_the_reader_silent(runtime):
+    question = "can we ship pt's controlled med to a PO box"  # answered, but by no pair asking just that
+    assert reader_answer(runtime, question).status == "answered"
+    tenants = [t.model_copy(update={"min_score": 1.5}) if t.id == "pharmacy" else t for t in runtime.settings.tenants]
+    strict = runtime.settings.model_copy(update={"tenants": tenants})
+    engine = AnswerEngine(
+        strict,
+        runtime.retriever,
+        ExplodingChatModel(responses=["never"]),
+        GroundingGuard(runtime.embeddings, strict.guard),
+        models={"embedding": "e", "llm": "fake"},
+        base_model=True,
+        answer_mode="reader",
+    )
+    answer = engine.ask("pharmacy", question)
+    assert answer.status == "not_found" and answer.text == NOT_FOUND and answer.sources
+    assert engine.ask("clinic", "how do I reschedule an appointment").status == "answered"  # other tenants keep theirs
+
+
 def test_the_reader_never_calls_the_model(runtime):
     answer = reader_answer(runtime, "What should a patient do if a mail order package is lost?")
     assert answer.status == "answered" and answer.timings.generate_ms == 0

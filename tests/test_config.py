@@ -37,6 +37,11 @@ def test_an_identity_for_an_unknown_tenant_is_refused(tmp_path):
         load_settings(write(tmp_path, data))
 
 
+def test_a_tenant_bar_out_of_range_names_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"tenants\.0\.min_score"):
+        load_settings(write(tmp_path, {"tenants": [{"id": "pharmacy", "name": "P", "min_score": 5}]}))
+
+
 def test_an_unknown_field_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"retrieval\.topk"):
         load_settings(write(tmp_path, base() | {"retrieval": {"topk": 3}}))
