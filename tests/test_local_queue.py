@@ -66,3 +66,28 @@ def test_a_waiting_request_runs_when_the_model_frees_up_in_time():
 
 def test_busy_is_a_kind_of_throttling_so_the_service_answers_503():
     assert issubclass(ModelBusyError, ModelThrottledError)
+
+
+class Recorder:
+    """A container that remembers which thread ran each request."""
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+
+    def handle(self, body: bytes) -> bytes:
+        self.threads.add(threading.get_ident())
+        if body == b"fail":
+            raise ValueError("the model failed")
+        return body
+
+
+def test_the_model_always_runs_on_one_worker_thread_whichever_thread_asks():
+    container = Recorder()
+    transport = LocalTransport(container, name="llm", max_waiting=16, max_wait_s=5)
+    callers = [start(transport) for _ in range(12)]
+    for caller in callers:
+        caller.join()
+    assert transport.invoke(b"z", content_type="", accept="") == b"z"
+    assert len(container.threads) == 1 and threading.get_ident() not in container.threads
+    with pytest.raises(ValueError, match="the model failed"):  # the model's own error reaches the caller
+        transport.invoke(b"fail", content_type="", accept="")
