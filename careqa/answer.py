@@ -316,7 +316,13 @@ class AnswerEngine:
             return
         t0 = time.perf_counter()
         checks = self.guard.check(
-            text, passages, retrieval.query_vector, codes=query.codes, known_codes=known, on_topic=on_topic
+            text,
+            passages,
+            retrieval.query_vector,
+            codes=query.codes,
+            known_codes=known,
+            on_topic=on_topic,
+            question=query.expanded,
         )
         timings.check_ms += (time.perf_counter() - t0) * 1000
         for c in checks:

@@ -565,6 +565,7 @@ def guard_eval(runtime: Any, questions: Sequence[JudgedAnswer], *, engine: Any |
                     codes=query.codes,
                     known_codes=known,
                     on_topic=on_topic,
+                    question=query.expanded,
                 )[:1] or [None]
                 tally = tallies[kind]
                 tally.n += 1

@@ -247,6 +247,7 @@ class GroundingGuard:
         codes: Sequence[str] = (),
         known_codes: Iterable[str] = (),
         on_topic: Iterable[int] | None = None,
+        question: str | None = None,
     ) -> list[SentenceCheck]:
         """Check each generated sentence against the passages; citations are 1-based passage numbers.
 
@@ -254,7 +255,9 @@ class GroundingGuard:
         true but irrelevant sentences from the passages. With ``codes`` (the codes the question names), a
         sentence naming another code is dropped, and only passages naming the question's codes support
         anything. With ``on_topic`` (passage numbers), only those passages may support a sentence: the
-        others are true but answer another question.
+        others are true but answer another question. With ``question``, a sentence using a word of the
+        question that no passage uses is dropped: the model took it from the question ("does the clinic take
+        walk-ins" -> "The clinic does not take walk insurance."), so nothing in the knowledge base says it.
         """
         candidates = [strip_verdict(s) for s in split_sentences(clean_generated(generated))]
         candidates = [s for s in candidates if s]
@@ -272,6 +275,7 @@ class GroundingGuard:
         known = {c.upper() for c in known_codes} | wanted
         allowed = set(on_topic) if on_topic is not None else None
         passage_codes = [set(code_mentions(f"{p.title}\n{p.text}", known=known)) for p in passages]
+        unsupported = content_terms(question) - set().union(*(v.terms for v in views)) if question else set()
 
         results = []
         for sentence, svec in zip(candidates, cand_vecs, strict=True):
@@ -284,6 +288,11 @@ class GroundingGuard:
                 continue
             if len(terms) < MIN_CONTENT_TERMS:
                 results.append(SentenceCheck(sentence, False, None, 0.0, 0.0, "no checkable content"))
+                continue
+            borrowed = sorted(terms & unsupported)
+            if borrowed:
+                reason = f"uses {', '.join(borrowed)} from the question, which no passage mentions"
+                results.append(SentenceCheck(sentence, False, None, 0.0, 0.0, reason))
                 continue
             other_codes = sorted(set(code_mentions(sentence, known=known)) - wanted) if wanted else []
             if other_codes:

@@ -45,6 +45,20 @@ def test_an_invented_yes_about_an_uncovered_place_is_dropped(guard):
     assert "canada" in check.reason
 
 
+def test_a_word_taken_from_the_question_that_no_passage_uses_drops_the_sentence(guard):
+    garbled = "Packages with controlled substances need an adult pickup signature."
+    [kept] = guard.check(garbled, [DELIVERY, CODES])
+    assert kept.supported  # most of its words are the passage's: coverage alone lets it through
+    [check] = guard.check(garbled, [DELIVERY, CODES], question="do controlled meds need a signature at pickup")
+    assert not check.supported and "pickup" in check.reason
+    [fine] = guard.check(
+        "Packages with controlled substances need an adult signature.",
+        [DELIVERY, CODES],
+        question="do controlled meds need a signature at pickup",
+    )
+    assert fine.supported  # the question's other words are not held against a sentence that does not use them
+
+
 def test_a_bare_yes_or_no_is_never_shown(guard):
     checks = guard.check("Yes. No.", [DELIVERY])
     assert checks == []  # nothing checkable is left once the verdicts are removed
