@@ -378,7 +378,7 @@ PRESETS: dict[str, str] = {
 }
 DEFAULT_CONFIGS = ("reader", "generate", "auto")
 #: overrides that are not settings paths: the LLM config and the SageMaker endpoint that serves it
-MODEL_KEYS = {"llm", "llm_endpoint"}
+MODEL_KEYS = {"llm", "llm_endpoint", "embedding"}
 
 
 @dataclass(frozen=True)
@@ -390,15 +390,18 @@ class AnswerConfig:
     overrides: dict[str, Any]
     llm: str | None = None
     llm_endpoint: str | None = None
+    #: another embedding model (config name or YAML path), e.g. a tuned one, with its own index copy
+    embedding: str | None = None
 
 
 def parse_answer_config(spec: str) -> AnswerConfig:
-    """``preset[:key=value...]``; keys are dotted settings paths (``reader.min_score``) or ``llm``/``llm_endpoint``."""
+    """``preset[:key=value...]``; keys are dotted settings paths (``reader.min_score``), ``llm``, ``llm_endpoint``
+    or ``embedding``."""
     name, *items = spec.strip().split(":")
     if name not in PRESETS:
         raise AnswerEvalError(f"unknown answer configuration {name!r}; known: {', '.join(PRESETS)}")
     overrides: dict[str, Any] = {}
-    llm = endpoint = None
+    llm = endpoint = embedding = None
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
@@ -407,10 +410,17 @@ def parse_answer_config(spec: str) -> AnswerConfig:
             llm = value
         elif key == "llm_endpoint":
             endpoint = value
+        elif key == "embedding":
+            embedding = value
         else:
             overrides[key] = value
     return AnswerConfig(
-        name=spec.strip(), answer_mode=PRESETS[name], overrides=overrides, llm=llm, llm_endpoint=endpoint
+        name=spec.strip(),
+        answer_mode=PRESETS[name],
+        overrides=overrides,
+        llm=llm,
+        llm_endpoint=endpoint,
+        embedding=embedding,
     )
 
 
@@ -444,7 +454,10 @@ def engine_for(runtime: Any, config: AnswerConfig) -> Any:
     llm = runtime.llm(config.llm, endpoint_name=config.llm_endpoint) if config.llm or config.llm_endpoint else None
     if llm is None and config.llm_endpoint:
         raise AnswerEvalError(f"{config.name}: llm_endpoint needs llm=<model config>")
-    return runtime.answer_engine(settings, answer_mode=config.answer_mode, llm=llm)  # type: ignore[arg-type]
+    embedding = runtime.embedding_model(config.embedding) if config.embedding else None
+    return runtime.answer_engine(  # type: ignore[no-any-return]
+        settings, answer_mode=config.answer_mode, llm=llm, embedding=embedding
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

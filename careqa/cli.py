@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from careqa.cli_models import app as models_app
+from careqa.cli_tune import app as tune_app
 from careqa.config import Settings, hash_token, load_settings
 from careqa.errors import CareQAError
 from careqa_deploy.cli import answer_cost
@@ -30,6 +31,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(cost_app, name="cost")
+app.add_typer(tune_app, name="tune")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="config YAML (default: $CAREQA_CONFIG_FILE or config/local.yaml)")
@@ -72,12 +74,27 @@ def ingest(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="tenant the folder belongs to")] = None,
     sync: Annotated[bool, typer.Option("--sync", help="remove documents whose files disappeared")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    reembed: Annotated[
+        bool,
+        typer.Option(
+            "--reembed",
+            help="build the tenants' index copy for --model (default: the configured embedding model) beside the "
+            "serving index, which keeps serving; each tenant is marked complete when its copy is whole",
+        ),
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", help="with --reembed: the embedding model config (name or YAML path)")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Validate, split, embed and index a knowledge base; re-running changes only what changed."""
+    from datetime import UTC, datetime
+
     from careqa.ingest import ingest_folder
 
     settings = _settings(config)
+    if model is not None and not reembed:
+        raise _fail("--model is only used with --reembed", 2)
     try:
         if path is not None:
             if tenant is None:
@@ -91,17 +108,30 @@ def ingest(
     except CareQAError as exc:
         raise _fail(exc.message, 2) from None
     runtime = _runtime(settings)
+    try:
+        if reembed:
+            # the copy for the new model is written beside the serving index, which is not touched
+            model_config, embeddings = runtime.embeddings_for(model or settings.models.embedding.config)
+            index = runtime.open_index(model_config, reembed=True)
+        else:
+            index, embeddings = runtime.index, runtime.embeddings
+    except CareQAError as exc:
+        raise _fail(exc.message, 2) from None
     reports = []
     failed = False
     for tenant_id, folder in targets:
         if not folder.is_dir():
             raise _fail(f"{folder} is not a folder", 2)
         try:
-            report = ingest_folder(folder, tenant_id, index=runtime.index, embeddings=runtime.embeddings, sync=sync)
+            report = ingest_folder(folder, tenant_id, index=index, embeddings=embeddings, sync=sync or reembed)
+            if reembed:  # whole: every file was read (rejected ones are reported, as by any ingest)
+                index.mark_complete(tenant_id, datetime.now(UTC).isoformat(timespec="seconds"))
         except (CareQAError, ModelInvocationError) as exc:
             raise _fail(str(exc)) from None
         reports.append(report)
         failed = failed or bool(report.rejected)
+        if reembed and not as_json:
+            typer.echo(f"{tenant_id}: re-embedded with {model_config.name} ({model_config.identity}): complete")
         if not as_json:
             c = report.counts()
             typer.echo(
@@ -266,6 +296,14 @@ def eval_retrieval(
             "--baseline", help="configuration the others are compared with, question by question (default: the first)"
         ),
     ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            help="comma-separated embedding model configs (names or YAML paths) to compare, e.g. the base and a "
+            "tuned model; each gets its own index and every configuration runs as <model>/<configuration>",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ingest a knowledge base once and score retrieval configurations on judged questions, side by side.
@@ -274,6 +312,7 @@ def eval_retrieval(
     difference, its 95% paired-bootstrap interval, and the questions won and lost.
     """
     from careqa.evaluate import DEFAULT_CONFIGS, EvalInputError, format_table, parse_config_spec, run_eval
+    from careqa.index.factory import open_index
     from careqa.index.lance import LanceIndex
 
     settings = _settings(config)
@@ -284,9 +323,24 @@ def eval_retrieval(
     try:
         for spec in specs:  # refuse a bad spec or baseline before an index is opened or anything ingested
             parse_config_spec(spec, settings.retrieval)
-        if baseline is not None and baseline not in specs:
+        if baseline is not None and not models and baseline not in specs:
             raise EvalInputError(f"--baseline {baseline!r} is not one of the configurations: {', '.join(specs)}")
-        index = LanceIndex(folder / "index", dimension=dimension, embedding_model=runtime.embedding_config.model_id)
+        compared = []
+        for name in [m.strip() for m in (models or "").split(",") if m.strip()]:
+            model_config, model_embeddings = runtime.embeddings_for(name)
+            model_index = open_index(
+                "lancedb",
+                dimension=model_config.embedding_dimension or 0,
+                embedding_model=model_config.identity,
+                path=folder / "index",
+                reembed=True,  # each model in its own copy beside the first
+            )
+            compared.append((model_config.name, model_index, model_embeddings))
+        index = (
+            compared[0][1]
+            if compared
+            else LanceIndex(folder / "index", dimension=dimension, embedding_model=runtime.embedding_config.identity)
+        )
         result = run_eval(
             kb,
             questions,
@@ -298,6 +352,7 @@ def eval_retrieval(
             forms=[f.strip() for f in forms.split(",") if f.strip()],
             tenant=tenant,
             baseline=baseline,
+            models=compared,
         )
     except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
         raise _fail(str(exc)) from None
@@ -332,7 +387,7 @@ def eval_answers(
             "--configs",
             help="comma-separated answer configurations: reader, generate, auto, each optionally with "
             ":key=value overrides (settings paths such as reader.min_score, or llm=<model config>, "
-            "llm_endpoint=<SageMaker endpoint>)",
+            "llm_endpoint=<SageMaker endpoint>, embedding=<embedding model config, e.g. a tuned one>)",
         ),
     ] = None,
     kb: Annotated[
@@ -417,6 +472,13 @@ def eval_answers(
                 if folder is None:
                     raise ae.AnswerEvalError(f"tenant {tenant_id!r} has no kb_path to ingest; use --live-index")
                 ingest_folder(folder, tenant_id, index=runtime.index, embeddings=runtime.embeddings, sync=True)
+                for name in sorted({spec.embedding for spec in specs if spec.embedding}):
+                    _, model_embeddings, model_index = runtime.embedding_model(name)
+                    ingest_folder(folder, tenant_id, index=model_index, embeddings=model_embeddings, sync=True)
+        if kb is not None and not live_index:
+            for name in sorted({spec.embedding for spec in specs if spec.embedding}):
+                _, model_embeddings, model_index = runtime.embedding_model(name)
+                ingest_kb(kb, settings.data_dir, index=model_index, embeddings=model_embeddings, tenant=tenant)
         engines = [(spec, ae.engine_for(runtime, spec)) for spec in specs]
         runtime.warm_up()  # latency is measured per answer, not per model load
     except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)

@@ -20,6 +20,8 @@ from typing import Annotated, Any
 
 import typer
 
+from careqa.errors import CareQAError
+
 ClientFactory = Callable[[str, str], Any]
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_ROLLBACK_FAILED = 1, 2, 3
@@ -40,6 +42,10 @@ PinRegionsOpt = Annotated[
     list[str] | None, typer.Option("--region", help="region to resolve (repeatable; default: the regions pinned)")
 ]
 ConfigsDirOpt = Annotated[Path | None, typer.Option("--configs-dir", help="folder of model configs")]
+SettingsOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="the CareQA config of the service the endpoint serves (its index is checked)"),
+]
 
 
 class Traffic(StrEnum):
@@ -139,8 +145,14 @@ def build_app(
         accept_eula: Annotated[bool, typer.Option("--accept-eula", help="accept a gated model's licence")] = False,
         instance_type: InstanceTypeOpt = None,
         instance_count: InstanceCountOpt = None,
+        settings_file: SettingsOpt = None,
     ) -> None:
-        """Move ENDPOINT to the model in CONFIG: blue/green update, smoke test, record; roll back on failure."""
+        """Move ENDPOINT to the model in CONFIG: blue/green update, smoke test, record; roll back on failure.
+
+        An embedding swap to another model needs --config (the CareQA config of the service this endpoint
+        serves): the swap is refused until that index holds a complete copy of the new model's vectors for
+        every tenant (careqa ingest --reembed).
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         from endpoints.config import load_model_config
@@ -172,11 +184,14 @@ def build_app(
                 accept_eula=accept_eula,
                 instance_type=instance_type,
                 instance_count=instance_count,
+                index_check=index_check(settings_file) if settings_file is not None else None,
             )
         except (ModelConfigError, ModelAdminError) as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
         except (ClientError, BotoCoreError) as exc:  # nothing was changed yet, so this too is a refusal
             raise _fail(f"{endpoint}: {exc}", EXIT_REFUSED) from None
+        except CareQAError as exc:  # the service config or its index could not be read
+            raise _fail(f"--config: {exc.message}", EXIT_REFUSED) from None
         typer.echo(plan.summary())
         if dry_run:
             typer.echo("dry run: nothing was changed")
@@ -266,7 +281,81 @@ def build_app(
         if outcome.errors:
             raise typer.Exit(EXIT_REFUSED)
 
+    @app.command("package")
+    def package(
+        config: Annotated[Path, typer.Argument(help="a tuned model's config (the YAML careqa tune wrote)")],
+        bucket: Annotated[str, typer.Option("--bucket", help="S3 bucket for the artifact (the knowledge-base bucket)")],
+        prefix: Annotated[str, typer.Option("--prefix", help="key prefix in the bucket")] = "models/",
+        region: RegionOpt = None,
+        kms_key_id: Annotated[
+            str | None, typer.Option("--kms-key-id", help="encrypt with this KMS key (default: the bucket's)")
+        ] = None,
+    ) -> None:
+        """Build a tuned model's SageMaker artifact (model.tar.gz for the Hugging Face inference image), upload it
+        and pin it in the config for REGION, so that `careqa models swap` can deploy it."""
+        import tempfile
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from endpoints.config import load_model_config
+        from endpoints.custom import build_artifact, record_model_data
+        from endpoints.errors import ModelConfigError
+
+        region = region_of(region)
+        try:
+            target = load_model_config(config)
+            if target.custom is None:
+                raise ModelConfigError(f"{target.name} is a JumpStart model; only tuned models are packaged")
+            key = f"{prefix.strip('/')}/{target.name}/{target.custom.weights_sha256[:16]}/model.tar.gz".lstrip("/")
+            with tempfile.TemporaryDirectory(prefix="careqa-package-") as tmp:
+                artifact = build_artifact(target, Path(tmp) / "model.tar.gz")
+                size = artifact.stat().st_size
+                extra: dict[str, str] = {"ServerSideEncryption": "aws:kms"}
+                if kms_key_id:
+                    extra["SSEKMSKeyId"] = kms_key_id
+                client("s3", region).upload_file(str(artifact), bucket, key, ExtraArgs=extra)
+        except ModelConfigError as exc:
+            raise _fail(str(exc), EXIT_REFUSED) from None
+        except (ClientError, BotoCoreError) as exc:
+            raise _fail(f"uploading to s3://{bucket}/{key}: {exc}", EXIT_FAILED) from None
+        uri = f"s3://{bucket}/{key}"
+        record_model_data(config, region, uri, today())
+        typer.echo(f"{target.name}: uploaded {size / 1e6:.1f} MB to {uri}; pinned for {region} in {config}")
+        typer.echo(f"next: careqa models swap <endpoint> {config} --config <the service's CareQA config>")
+
     return app
+
+
+def index_check(settings_file: Path) -> Callable[[Any], list[str]]:
+    """For ``swap --config``: which tenants of that service have no complete index copy for a model."""
+    from careqa.config import load_settings
+    from careqa.index.factory import open_index
+
+    settings = load_settings(settings_file)
+    tenants = [t.id for t in settings.tenants]
+
+    def check(target: Any) -> list[str]:
+        from careqa.errors import IndexMismatchError
+
+        if settings.index.driver == "lancedb":
+            from careqa.index.lance import recorded_model
+
+            if recorded_model(settings.index_path) is None:
+                return []  # no index yet: nothing to mismatch
+        try:
+            index = open_index(
+                settings.index.driver,
+                dimension=target.embedding_dimension,
+                embedding_model=target.identity,
+                path=settings.index_path,
+                opensearch=settings.index.opensearch,
+                normalized_embeddings=target.normalize_embeddings,
+            )
+        except IndexMismatchError:
+            return tenants  # only the other model's index: no copy at all
+        return index.incomplete_tenants(tenants)
+
+    return check
 
 
 app = build_app()

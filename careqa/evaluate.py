@@ -465,23 +465,40 @@ def run_eval(
     forms: Sequence[str] = QUERY_FORMS,
     tenant: str = EVAL_TENANT,
     baseline: str | None = None,
+    models: Sequence[tuple[str, ChunkIndex, Embeddings]] = (),
 ) -> EvalRun:
     """Ingest ``kb`` (once: a re-run only hashes), then score every configuration in ``specs``.
 
-    Each configuration is compared question by question with ``baseline`` (default: the first in ``specs``).
+    With ``models`` (label, its index, its embeddings), every configuration is scored with each embedding
+    model, named ``<label>/<spec>``, each model with its own index (``index`` and ``embeddings`` are then
+    unused). Each configuration is compared question by question with ``baseline`` (default: the first).
     """
     for form in forms:
         if form not in QUERY_FORMS:
             raise EvalInputError(f"unknown query form {form!r}; known: {', '.join(QUERY_FORMS)}")
     configs = [(spec, parse_config_spec(spec, base)) for spec in specs]
-    baseline = baseline or (specs[0] if specs else None)
-    if baseline not in specs:
-        raise EvalInputError(f"baseline {baseline!r} is not one of the configurations: {', '.join(specs)}")
+    runs = list(models) or [("", index, embeddings)]
+    names = [f"{label}/{spec}" if label else spec for label, _, _ in runs for spec in specs]
+    baseline = baseline or (names[0] if names else None)
+    if baseline not in names:
+        raise EvalInputError(f"baseline {baseline!r} is not one of the configurations: {', '.join(names)}")
     questions = load_questions(questions_file)
-    report = ingest_kb(kb, data_dir, index=index, embeddings=embeddings, tenant=tenant)
-    results = [
-        evaluate_config(name, config, questions, index=index, embeddings=embeddings, tenant=tenant, forms=forms)
-        for name, config in configs
-    ]
+    results = []
+    reports = {}
+    for label, model_index, model_embeddings in runs:
+        reports[label] = ingest_kb(kb, data_dir, index=model_index, embeddings=model_embeddings, tenant=tenant)
+        for name, config in configs:
+            results.append(
+                evaluate_config(
+                    f"{label}/{name}" if label else name,
+                    config,
+                    questions,
+                    index=model_index,
+                    embeddings=model_embeddings,
+                    tenant=tenant,
+                    forms=forms,
+                )
+            )
     compare(results, baseline)
-    return EvalRun(str(kb), str(questions_file), tenant, len(questions), report, results)
+    first = next(iter(reports.values()))
+    return EvalRun(str(kb), str(questions_file), tenant, len(questions), first, results)

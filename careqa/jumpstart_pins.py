@@ -401,11 +401,14 @@ def deployable_configs(names: Iterable[str], configs_dir: Path | None = None) ->
     for name in named or available_models(directory):
         config = load_model_config(name, directory)
         path = Path(name) if Path(name).suffix in {".yaml", ".yml"} else directory / f"{name}.yaml"
-        if not config.deployable:
+        if not config.deployable or config.custom is not None:
             if named:
-                raise PinError(
-                    f"{config.name} is a local-only stand-in (deployable: false): JumpStart has no spec for it"
+                what = (
+                    "a model tuned by careqa"
+                    if config.custom is not None
+                    else "a local-only stand-in (deployable: false)"
                 )
+                raise PinError(f"{config.name} is {what}: JumpStart has no spec for it")
             continue
         found.append((path, config))
     return found

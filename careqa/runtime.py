@@ -90,17 +90,52 @@ class Runtime:
 
     @cached_property
     def index(self) -> ChunkIndex:
+        index = self.open_index(self.embedding_config)
+        # LanceDB answers from a local file; OpenSearch refuses an incomplete copy per tenant when it is read
+        # (no requests at start-up, so a cluster that is briefly unreachable does not stop the service)
+        local = self.settings.index.driver == "lancedb"
+        incomplete = index.incomplete_tenants([t.id for t in self.settings.tenants]) if local else []
+        if incomplete:
+            # a copy still being built: serving it would answer from part of the knowledge base
+            raise ConfigError(
+                f"models.embedding.config: the index copy for {self.embedding_config.name} is not complete for "
+                f"tenant(s) {', '.join(incomplete)}; run `careqa ingest --reembed` for them, or serve the previous "
+                "embedding model until it is"
+            )
+        return index
+
+    def open_index(self, config: ModelConfig, *, reembed: bool = False) -> ChunkIndex:
+        """The index (or its re-embedded copy) that holds ``config``'s vectors; ``reembed`` opens it for building."""
         from careqa.index.factory import open_index
 
-        assert self.embedding_config.embedding_dimension is not None
+        assert config.embedding_dimension is not None
         return open_index(
             self.settings.index.driver,
-            dimension=self.embedding_config.embedding_dimension,
-            embedding_model=self.embedding_config.model_id,
+            dimension=config.embedding_dimension,
+            embedding_model=config.identity,
             path=self.settings.index_path,
             opensearch=self.settings.index.opensearch,
-            normalized_embeddings=self.embedding_config.normalize_embeddings,
+            normalized_embeddings=config.normalize_embeddings,
+            reembed=reembed,
         )
+
+    def embedding_model(self, config_name: str) -> tuple[ModelConfig, EndpointEmbeddings, ChunkIndex]:
+        """Another embedding model's local stand-in and its index copy (opened for writing), loaded once."""
+        cache = self.__dict__.setdefault("_embedding_models", {})
+        if config_name not in cache:
+            config, embeddings = self.embeddings_for(config_name)
+            cache[config_name] = (config, embeddings, self.open_index(config, reembed=True))
+        return cache[config_name]  # type: ignore[no-any-return]
+
+    def embeddings_for(self, config_name: str) -> tuple[ModelConfig, EndpointEmbeddings]:
+        """Another embedding model, served by its local stand-in (re-embedding, model comparisons)."""
+        ref = self.settings.models.embedding.model_copy(
+            update={"config": config_name, "transport": "local", "endpoint_name": None, "follow_swaps": False}
+        )
+        config = _model_config(ref, "embedding", "embedding")
+        if config.local is None:
+            raise ConfigError(f"{config_name} has no local stand-in to embed with")
+        return config, EndpointEmbeddings.from_config(config, _transport(ref, config))
 
     @cached_property
     def retriever(self) -> HybridRetriever:
@@ -116,24 +151,27 @@ class Runtime:
         *,
         answer_mode: AnswerStrategy | None = None,
         llm: tuple[ModelConfig, EndpointChatModel] | None = None,
+        embedding: tuple[ModelConfig, EndpointEmbeddings, ChunkIndex] | None = None,
     ) -> AnswerEngine:
-        """An answer engine over this runtime's index and embeddings, optionally with other settings or LLM.
+        """An answer engine over this runtime's index and embeddings, optionally with other settings, LLM or
+        embedding model (with the index copy that holds its vectors: ``embedding_model``).
 
         ``careqa eval answers`` builds one per configuration it compares; the service uses ``engine``.
         """
         settings = settings or self.settings
         llm_config, chat_model = llm or (self.llm_config, self.chat_model)
+        embedding_config, embeddings, index = embedding or (self.embedding_config, self.embeddings, self.index)
         retriever = (
             self.retriever
-            if settings is self.settings
-            else HybridRetriever(self.index, self.embeddings, settings.retrieval)
+            if settings is self.settings and embedding is None
+            else HybridRetriever(index, embeddings, settings.retrieval)
         )
         return AnswerEngine(
             settings,
             retriever,
             chat_model,
-            GroundingGuard(self.embeddings, settings.guard),
-            models={"embedding": self.embedding_config.model_id, "llm": llm_config.model_id},
+            GroundingGuard(embeddings, settings.guard),
+            models={"embedding": embedding_config.model_id, "llm": llm_config.model_id},
             base_model=llm_config.chat_template == "raw",
             link=self.link,
             answer_mode=answer_mode or llm_config.answer_mode,

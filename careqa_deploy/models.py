@@ -119,6 +119,9 @@ class ArtifactSources:
 
     ecr_accounts: tuple[str, ...]
     s3_buckets: tuple[str, ...]
+    #: ``bucket/key`` of each tuned model's artifact (``careqa models package``): the role reads that object only,
+    #: not the rest of the knowledge-base bucket it is kept in
+    s3_objects: tuple[str, ...] = ()
 
 
 def artifact_sources(region: str, configs_dir: Path | None = None) -> ArtifactSources:
@@ -129,6 +132,7 @@ def artifact_sources(region: str, configs_dir: Path | None = None) -> ArtifactSo
     """
     accounts: set[str] = set()
     buckets: set[str] = set()
+    objects: set[str] = set()
     for name in available_models(configs_dir):
         model = load_model_config(name, configs_dir)
         if not model.deployable:
@@ -138,5 +142,8 @@ def artifact_sources(region: str, configs_dir: Path | None = None) -> ArtifactSo
             accounts.add(image.split(".", 1)[0])
         data = model.model_data_uris.get(region)
         if data and data.startswith("s3://"):
-            buckets.add(data[5:].split("/", 1)[0])
-    return ArtifactSources(tuple(sorted(accounts)), tuple(sorted(buckets)))
+            if model.custom is not None:
+                objects.add(data[5:])
+            else:
+                buckets.add(data[5:].split("/", 1)[0])
+    return ArtifactSources(tuple(sorted(accounts)), tuple(sorted(buckets)), tuple(sorted(objects)))

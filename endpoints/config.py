@@ -33,9 +33,36 @@ class LocalModel(BaseModel):
     backend: LocalBackend = Field(
         description="embedding: onnx-int8 | onnx-fp32 | sentence-transformers (PyTorch); text generation: llama-cpp"
     )
-    package: str = Field(description="importable module that ships the weights")
+    package: str | None = Field(default=None, description="importable module that ships the weights")
+    path: Path | None = Field(
+        default=None,
+        description="a sentence-transformers model folder (a tuned model); relative to the config file's folder",
+    )
     context_length: int = Field(default=2048, gt=0)
     threads: int | None = Field(default=None, gt=0, description="CPU threads (default: all cores)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LocalModel:
+        if (self.package is None) == (self.path is None):
+            raise ValueError("local: give exactly one of package (a pip-installed model) or path (a model folder)")
+        if self.path is not None and self.backend == "llama-cpp":
+            raise ValueError("local.path: only embedding models can be served from a folder")
+        return self
+
+    @property
+    def source(self) -> str | Path:
+        """Where the weights come from: the package's name, or the model folder."""
+        return self.path if self.path is not None else str(self.package)
+
+
+class CustomModel(BaseModel):
+    """A model CareQA made (``careqa tune embeddings``), not a JumpStart one: where it came from, what it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: str = Field(description="the model config it was tuned from")
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of its weight files: its identity")
+    tuned: dict[str, Any] = Field(default_factory=dict, description="what it was tuned on and how (a record)")
 
 
 class Container(BaseModel):
@@ -97,6 +124,7 @@ class ModelConfig(BaseModel):
     local: LocalModel | None = None
     container: Container | None = Field(default=None, description="required for deployable models")
     pins: dict[PinName, PinRecord] = Field(default_factory=dict, description="provenance of each pin")
+    custom: CustomModel | None = Field(default=None, description="set for models CareQA tuned (not JumpStart's)")
     answer_mode: Literal["reader", "generate", "auto"] = Field(
         default="reader",
         description="text-generation models: who writes answers: the reader alone (no LLM call), the LLM "
@@ -148,6 +176,17 @@ class ModelConfig(BaseModel):
                     f"container.family is {container.family}"
                 )
 
+    @property
+    def identity(self) -> str:
+        """What makes two embedding models interchangeable: the same weights.
+
+        A JumpStart model id names its weights (its versions change the container, not the model: 1.x and 2.x
+        of all-MiniLM-L6-v2 serve the same sentence-transformers weights); a tuned model adds a hash of its
+        own weights. An index records the identity of the model that made its vectors; a model of the same
+        dimension but another identity makes vectors the index cannot be searched with.
+        """
+        return f"{self.model_id}+{self.custom.weights_sha256[:16]}" if self.custom is not None else self.model_id
+
     def unverified_pins(self) -> list[str]:
         """Pins of a deployable config that no source has confirmed (missing or ``verified: never``)."""
         if not self.deployable:
@@ -189,6 +228,9 @@ def load_model_config(name_or_path: str | Path, configs_dir: Path | None = None)
     if not isinstance(raw, dict):
         raise ModelConfigError(f"{path}: expected a mapping at the top level")
     raw.setdefault("name", path.stem)
+    local = raw.get("local")
+    if isinstance(local, dict) and isinstance(local.get("path"), str):
+        local["path"] = str((path.parent / local["path"]).resolve())  # a folder beside the config travels with it
     try:
         return ModelConfig.model_validate(raw)
     except ValidationError as exc:

@@ -31,6 +31,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def _weights_path(config: ModelConfig) -> Path:
     assert config.local is not None
+    if config.local.path is not None:
+        from endpoints.onnx_export import weights_dir
+
+        try:
+            return weights_dir(config.local.path)
+        except ModelConfigError as exc:
+            raise ModelConfigError(f"{config.name}: {exc}") from exc
     try:
         module = importlib.import_module(config.local.package)
     except ImportError as exc:
@@ -97,7 +104,7 @@ class EmbeddingContainer:
         from endpoints.onnx_export import ensure_export
 
         try:
-            export = ensure_export(local.package, "int8" if local.backend == "onnx-int8" else "fp32")
+            export = ensure_export(local.source, "int8" if local.backend == "onnx-int8" else "fp32")
         except ModelConfigError as exc:
             raise ModelConfigError(f"{self.config.name}: {exc}") from exc
         return OnnxEmbedder(export, threads=local.threads or os.cpu_count() or 1)

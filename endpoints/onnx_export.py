@@ -77,8 +77,16 @@ def package_version(package: str) -> str:
     return str(version)
 
 
-def weights_dir(package: str) -> Path:
-    """The model folder a sentence-transformers weights package ships (its ``get_model_path()``)."""
+#: a model's weights: the name of the pip package that ships them, or a model folder (a tuned model)
+WeightsSource = str | Path
+
+
+def weights_dir(package: WeightsSource) -> Path:
+    """The model folder a sentence-transformers weights package ships (its ``get_model_path()``), or the folder."""
+    if isinstance(package, Path):
+        if not (package / "modules.json").is_file():
+            raise ModelConfigError(f"{package} is not a sentence-transformers model folder (no modules.json)")
+        return package
     try:
         module = importlib.import_module(package)
     except ImportError as exc:
@@ -98,22 +106,38 @@ class OnnxExport:
     manifest: dict[str, Any]
 
 
-def export_dir(package: str, precision: Precision, root: Path | None = None) -> Path:
-    """The cache folder of one package version and precision."""
-    return (root or cache_root()) / f"{package}-{package_version(package)}" / precision
+def source_key(package: WeightsSource) -> str:
+    """The cache key of a weights source: package and version, or a model folder's name and weights hash."""
+    if isinstance(package, Path):
+        from endpoints.custom import weights_sha256
+
+        return f"{package.name}-{weights_sha256(weights_dir(package))[:16]}"
+    return f"{package}-{package_version(package)}"
+
+
+def export_dir(package: WeightsSource, precision: Precision, root: Path | None = None) -> Path:
+    """The cache folder of one package version (or model folder's weights) and precision."""
+    return (root or cache_root()) / source_key(package) / precision
 
 
 def _max_seq_length(weights: Path) -> int:
-    """The truncation length sentence-transformers uses for this model (its ``sentence_bert_config.json``)."""
-    config = weights / "sentence_bert_config.json"
-    if config.is_file():
-        value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
-        if isinstance(value, int) and value > 0:
-            return value
-    raise ModelConfigError(f"{weights}: no max_seq_length in sentence_bert_config.json")
+    """The truncation length sentence-transformers uses for this model.
+
+    sentence-transformers 5 and older write it in ``sentence_bert_config.json``; 6 (a model it saved, such as a
+    tuned one) keeps it as the tokenizer's ``model_max_length``.
+    """
+    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+        config = weights / name
+        if config.is_file():
+            value = json.loads(config.read_text(encoding="utf-8")).get(key)
+            if isinstance(value, int) and 0 < value < 100_000:
+                return value
+    raise ModelConfigError(f"{weights}: no max_seq_length (sentence_bert_config.json) or model_max_length")
 
 
-def _read(folder: Path) -> OnnxExport | None:
+def _read(folder: Path, source: WeightsSource) -> OnnxExport | None:
+    """The export in ``folder``, with the tokenizer of ``source`` (a model folder's export is keyed by its weights
+    hash, so the same weights elsewhere reuse it), or None when it is missing or incomplete."""
     manifest_path = folder / MANIFEST_FILE
     model = folder / MODEL_FILE
     if not manifest_path.is_file() or not model.is_file():
@@ -124,7 +148,10 @@ def _read(folder: Path) -> OnnxExport | None:
         return None
     if manifest.get("recipe") != RECIPE or manifest.get("model_bytes") != model.stat().st_size:
         return None  # written by older export steps, or a model file truncated behind the manifest: export again
-    weights = weights_dir(manifest["package"])
+    try:
+        weights = weights_dir(source)
+    except ModelConfigError:
+        return None
     return OnnxExport(
         model_path=model,
         tokenizer_path=weights / "tokenizer.json",
@@ -133,12 +160,14 @@ def _read(folder: Path) -> OnnxExport | None:
     )
 
 
-def cached_export(package: str, precision: Precision, *, root: Path | None = None) -> OnnxExport | None:
+def cached_export(package: WeightsSource, precision: Precision, *, root: Path | None = None) -> OnnxExport | None:
     """The cached export of ``package`` at ``precision``, or None when there is none (or it is incomplete)."""
-    return _read(export_dir(package, precision, root))
+    return _read(export_dir(package, precision, root), package)
 
 
-def ensure_export(package: str, precision: Precision, *, root: Path | None = None, force: bool = False) -> OnnxExport:
+def ensure_export(
+    package: WeightsSource, precision: Precision, *, root: Path | None = None, force: bool = False
+) -> OnnxExport:
     """The cached export, exporting it from the packaged weights first when it is missing (or ``force``)."""
     if not force:
         found = cached_export(package, precision, root=root)
@@ -156,17 +185,17 @@ def ensure_export(package: str, precision: Precision, *, root: Path | None = Non
             os.replace(staging, target)
         except OSError:
             # Another process finished the same export first: theirs is as good as ours.
-            if _read(target) is None:
+            if _read(target, package) is None:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    found = _read(target)
+    found = _read(target, package)
     if found is None:
         raise ModelConfigError(f"the ONNX export of {package} ({precision}) in {target} is unreadable")
     return found
 
 
-def _export(package: str, precision: Precision, into: Path, root: Path | None) -> dict[str, Any]:
+def _export(package: WeightsSource, precision: Precision, into: Path, root: Path | None) -> dict[str, Any]:
     """Write ``model.onnx`` of one precision into ``into``; return the manifest that describes it.
 
     int8 is quantized from the cached fp32 export (exported first if need be), so both come from one trace.
@@ -181,8 +210,9 @@ def _export(package: str, precision: Precision, into: Path, root: Path | None) -
         _quantize(fp32.model_path, into / MODEL_FILE)
     return {
         "recipe": RECIPE,
-        "package": package,
-        "package_version": package_version(package),
+        "package": package if isinstance(package, str) else None,
+        "package_version": package_version(package) if isinstance(package, str) else None,
+        "weights_path": str(weights) if isinstance(package, Path) else None,
         "precision": precision,
         "max_seq_length": _max_seq_length(weights),
         "inputs": list(INPUT_NAMES),
@@ -276,11 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help=f"cache folder (default: {cache_root()})")
     parser.add_argument("--force", action="store_true", help="export again even when the cache has the model")
     args = parser.parse_args(argv)
-    packages: list[str] = []
+    packages: list[WeightsSource] = []
     for name in args.configs or available_models():
         config = load_model_config(name)
-        if config.task == "embedding" and config.local is not None and config.local.package not in packages:
-            packages.append(config.local.package)
+        if config.task == "embedding" and config.local is not None and config.local.source not in packages:
+            packages.append(config.local.source)
     for package in packages:
         for precision in args.precision or PRECISIONS:
             existing = None if args.force else cached_export(package, precision, root=args.cache)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from careqa.config import Settings, load_settings
@@ -79,6 +80,42 @@ def fresh_index(tmp_path: Path, runtime: Runtime):  # noqa: ANN201
     cfg = runtime.embedding_config
     assert cfg.embedding_dimension is not None
     return LanceIndex(tmp_path / "index", dimension=cfg.embedding_dimension, embedding_model=cfg.model_id)
+
+
+def config_file(
+    tmp: Path, data_dir: Path, embedding: str = "huggingface-textembedding-all-MiniLM-L6-v2", kb: Path | None = None
+) -> Path:
+    """A CareQA config for the pharmacy tenant only, with its own data folder."""
+    raw = yaml.safe_load((REPO / "config" / "local.yaml").read_text())
+    raw["data_dir"] = str(data_dir)
+    raw["tenants"] = [t for t in raw["tenants"] if t["id"] == "pharmacy"]
+    raw["tenants"][0]["kb_path"] = str(kb or SAMPLE_KB / "pharmacy")
+    raw["identities"] = [i for i in raw.get("identities", []) if i.get("tenant") == "pharmacy"]
+    raw["models"] = raw.get("models") or {}
+    raw["models"]["embedding"] = {"config": embedding}
+    path = tmp / "careqa.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model tuned on the pharmacy knowledge base with the CLI; returns its config file."""
+    tmp = tmp_path_factory.mktemp("tuned")
+    cfg = config_file(tmp, tmp / "data")
+    out = tmp / "model-out"
+    from typer.testing import CliRunner
+
+    from careqa.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["tune", "embeddings", "--tenant", "pharmacy", "--epochs", "3", "--batch-size", "8", "--learning-rate", "1e-4",
+         "--validation-fraction", "0.3", "--no-progress", "--out", str(out), "--name", "minilm-pharmacy-test",
+         "--json", str(tmp / "report.json"), "-c", str(cfg)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out / "minilm-pharmacy-test.yaml"
 
 
 def browser_required() -> bool:

@@ -4,7 +4,8 @@ It serves exactly the requests CareQA's OpenSearch driver sends, through opensea
 (so request bodies, headers and SigV4 signatures are the ones a cluster would receive), records each request,
 and answers the way OpenSearch 2.x does:
 
-* ``PUT /<index>``, ``GET /<index>/_mapping`` (404 ``index_not_found_exception`` when absent), ``DELETE``;
+* ``PUT /<index>``, ``GET /<index>/_mapping``, ``PUT /<index>/_mapping`` (``_meta`` only)
+  (404 ``index_not_found_exception`` when absent), ``DELETE``;
 * ``POST /_bulk``: ``index`` actions only; a ``dynamic: strict`` mapping refuses unknown fields and vectors of
   the wrong dimension per item (``strict_dynamic_mapping_exception``, ``mapper_parsing_exception``);
 * ``_search``: ``knn`` scored *exactly* (a scan, not HNSW) with the plugin's score for the space type and the
@@ -200,6 +201,12 @@ class FakeOpenSearch:
         if action == "_mapping" and method == "GET":
             index = self._get(name)
             return {name: {"mappings": index.body["mappings"]}}
+        if action == "_mapping" and method in {"PUT", "POST"}:
+            index = self._get(name)
+            if set(body) - {"_meta"}:
+                raise _Answer(400, error_body(400, "illegal_argument_exception", "the fake updates only _meta"))
+            index.body["mappings"]["_meta"] = body["_meta"]
+            return {"acknowledged": True}
         if action == "_bulk" and method in {"POST", "PUT"}:
             return self._bulk(request.ndjson(), default_index=name)
         if action == "_search" and method in {"GET", "POST"}:

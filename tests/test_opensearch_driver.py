@@ -255,6 +255,42 @@ def test_an_index_built_for_another_embedding_model_is_refused(fake, sleeps):
     assert len(fake.requests_to("POST", "_bulk$")) == 1
 
 
+def test_reembedding_writes_a_copy_beside_the_serving_index_and_marks_it_complete(fake, sleeps):
+    old = driver(fake, sleeps, embedding_model="minilm")
+    old.upsert([chunk("refills"), chunk("transfers")])
+    tuned = "minilm+0123456789abcdef"
+    builder = driver(fake, sleeps, embedding_model=tuned, reembed=True)
+    assert builder.incomplete_tenants(["pharmacy", "clinic"]) == ["pharmacy"]  # clinic has no index at all
+    builder.upsert([chunk("refills", vector=unit([0.0, 1.0, 0.0, 0.0]))])
+    copy = builder.copy_for("pharmacy")
+    assert copy.startswith("careqa-pharmacy--minilm-") and copy in fake.indices
+    assert fake.indices[copy].body["mappings"]["_meta"]["careqa"]["embedding_model"] == tuned
+    # the serving index is untouched and still answers with the old model's vectors
+    assert old.count("pharmacy") == 2 and {
+        h.chunk.doc_id for h in old.dense_search("pharmacy", unit([1, 0, 0.5, 0]), 5)
+    } == {
+        "refills",
+        "transfers",
+    }
+    assert builder.incomplete_tenants(["pharmacy"]) == ["pharmacy"]
+    with pytest.raises(IndexMismatchError, match="not complete yet"):
+        driver(fake, sleeps, embedding_model=tuned).count("pharmacy")  # a service on the tuned model waits
+    builder.mark_complete("pharmacy", "2026-12-02T10:00:00+00:00")
+    assert builder.incomplete_tenants(["pharmacy"]) == []
+    meta = fake.indices[copy].body["mappings"]["_meta"]["careqa"]
+    assert meta["complete_at"] == "2026-12-02T10:00:00+00:00" and meta["embedding_model"] == tuned
+    # a service on the tuned model reads the copy; one on the old model keeps reading the serving index
+    reader = driver(fake, sleeps, embedding_model=tuned)
+    assert reader.count("pharmacy") == 1 and old.count("pharmacy") == 2
+
+
+def test_without_reembed_another_models_index_is_refused_and_no_copy_is_made(fake, sleeps):
+    driver(fake, sleeps, embedding_model="minilm").upsert([chunk("refills")])
+    with pytest.raises(IndexMismatchError, match="careqa ingest --reembed"):
+        driver(fake, sleeps, embedding_model="other").upsert([chunk("transfers")])
+    assert list(fake.indices) == ["careqa-pharmacy"]
+
+
 # errors and retries ---------------------------------------------------------------------------------
 
 

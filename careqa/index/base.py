@@ -75,3 +75,9 @@ class ChunkIndex(Protocol):
 
     def ping(self) -> None:
         """Raise if the index cannot be read (readiness probe)."""
+
+    def incomplete_tenants(self, tenants: Sequence[str]) -> list[str]:
+        """Of ``tenants``, those whose index for this model is a re-embedded copy not yet complete."""
+
+    def mark_complete(self, tenant: str, when: str) -> None:
+        """Record that this model's index holds all of ``tenant``'s knowledge base (end of a re-embedding)."""

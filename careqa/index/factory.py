@@ -53,19 +53,32 @@ def open_index(
     endpoint: str | None = None,
     opensearch: OpenSearchConfig | None = None,
     normalized_embeddings: bool = True,
+    reembed: bool = False,
 ) -> ChunkIndex:
     """An index of ``driver`` for vectors of ``dimension`` from ``embedding_model``.
 
     ``path`` is the embedded store's folder. For OpenSearch, ``opensearch`` is the validated
     ``index.opensearch`` section; without it, ``endpoint`` (the domain's HTTPS endpoint) is used with SigV4
     in ``AWS_REGION``. ``normalized_embeddings`` picks the space type of an index the driver has to create.
+
+    An index that holds another model's vectors is served by its copy for ``embedding_model`` when one was
+    built (``careqa.index.generations``); ``reembed`` opens (or starts) that copy for writing.
     """
     if driver == "lancedb":
         if path is None:
             raise ConfigError("index path: required for the lancedb driver")
-        from careqa.index.lance import LanceIndex
+        from careqa.index.generations import same_model
+        from careqa.index.lance import LanceIndex, generation_path, recorded_model, resolve_path
 
-        return LanceIndex(path, dimension=dimension, embedding_model=embedding_model)
+        folder = resolve_path(path, embedding_model)
+        if reembed:
+            recorded = recorded_model(path)
+            folder = (
+                path
+                if recorded is None or same_model(recorded, embedding_model)
+                else generation_path(path, embedding_model)
+            )
+        return LanceIndex(folder, dimension=dimension, embedding_model=embedding_model)
     if driver == "opensearch":
         from careqa.index.opensearch import OpenSearchIndex
 
@@ -74,5 +87,6 @@ def open_index(
             dimension=dimension,
             embedding_model=embedding_model,
             space_type=space_type_for(normalized_embeddings),
+            reembed=reembed,
         )
     raise ConfigError(f"index driver: unknown driver {driver!r}; known: {', '.join(DRIVERS)}")

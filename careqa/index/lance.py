@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from careqa.errors import IndexMismatchError
 from careqa.index.base import STORED_FIELDS, DocState, fold_documents
+from careqa.index.generations import model_slug, same_model
 from careqa.types import Chunk, Hit
 
 TABLE = "chunks"
@@ -59,6 +60,29 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def recorded_model(path: Path) -> str | None:
+    """The model identity an index folder records, or None when the folder holds no index yet."""
+    meta = Path(path) / META_FILE
+    return json.loads(meta.read_text()).get("embedding_model") if meta.is_file() else None
+
+
+def generation_path(root: Path, identity: str) -> Path:
+    """Where the copy of the index for model ``identity`` lives, beside the index at ``root``."""
+    return Path(root) / "generations" / model_slug(identity)
+
+
+def resolve_path(root: Path, identity: str) -> Path:
+    """The folder that serves ``identity``: the index at ``root`` if it is that model's (or new), else its copy.
+
+    A missing copy resolves to ``root``, whose model check then names the re-embedding step.
+    """
+    recorded = recorded_model(root)
+    if recorded is None or same_model(recorded, identity):
+        return Path(root)
+    copy = generation_path(root, identity)
+    return copy if same_model(recorded_model(copy), identity) else Path(root)
+
+
 def _fts_query(text: str) -> str:
     # Only words reach the full-text parser, so punctuation in a question is never read as query syntax.
     return " ".join(re.findall(r"\w+", text.lower()))
@@ -82,18 +106,48 @@ class LanceIndex:
 
     def _check_meta(self) -> None:
         meta_path = self.path / META_FILE
-        wanted = {"embedding_model": self.embedding_model, "dimension": self.dimension}
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
-            if meta != wanted:
+            if (
+                not same_model(meta.get("embedding_model"), self.embedding_model)
+                or meta.get("dimension") != self.dimension
+            ):
                 raise IndexMismatchError(
-                    f"the index at {self.path} was built with {meta['embedding_model']} "
-                    f"({meta['dimension']} dimensions) "
+                    f"the index at {self.path} was built with {meta.get('embedding_model')} "
+                    f"({meta.get('dimension')} dimensions) "
                     f"but the configured embedding model is {self.embedding_model} ({self.dimension}); "
-                    "re-ingest into a new index path"
+                    "build a copy for it with `careqa ingest --reembed`"
                 )
         else:
-            _write_atomically(meta_path, json.dumps(wanted))
+            _write_atomically(
+                meta_path, json.dumps({"embedding_model": self.embedding_model, "dimension": self.dimension})
+            )
+
+    # re-embedding -----------------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        return dict(json.loads((self.path / META_FILE).read_text()))
+
+    def complete_tenants(self) -> dict[str, str]:
+        """Tenants a re-embedding finished in this copy (tenant -> when); empty for an index built by ingest."""
+        return dict(self._meta().get("complete_tenants", {}))
+
+    def is_copy(self) -> bool:
+        """Whether this is a re-embedded copy beside the index (``<index>/generations/<model>``)."""
+        return self.path.parent.name == "generations"
+
+    def incomplete_tenants(self, tenants: Sequence[str]) -> list[str]:
+        """Of ``tenants``, those a re-embedded copy does not yet hold completely (none for the index itself)."""
+        if not self.is_copy():
+            return []
+        done = self.complete_tenants()
+        return [t for t in tenants if t not in done]
+
+    def mark_complete(self, tenant: str, when: str) -> None:
+        """Record that this copy holds all of ``tenant``'s knowledge base (the last step of a re-embedding)."""
+        with self._lock:
+            meta = self._meta()
+            meta.setdefault("complete_tenants", {})[tenant] = when
+            _write_atomically(self.path / META_FILE, json.dumps(meta))
 
     def _schema(self) -> pa.Schema:
         return pa.schema(

@@ -52,6 +52,7 @@ from opensearchpy.exceptions import TransportError
 
 from careqa.errors import ConfigError, IndexMismatchError, IndexUnavailableError
 from careqa.index.base import STORED_FIELDS, DocState, fold_documents
+from careqa.index.generations import model_slug, same_model
 from careqa.index.opensearch_mapping import INDEX_PREFIX, SpaceType, index_body, index_name, vector_dimension
 from careqa.types import Chunk, Hit
 
@@ -130,6 +131,15 @@ def _describe(exc: TransportError) -> str:
     info = exc.info if isinstance(exc.info, dict) else {}
     detail = _reason(info["error"]) if "error" in info else str(exc.error)
     return f"HTTP {exc.status_code} {detail}"
+
+
+def _careqa_meta(entry: dict[str, Any]) -> dict[str, Any]:
+    return dict(entry.get("mappings", {}).get("_meta", {}).get("careqa", {}))
+
+
+def _recorded_model(entry: dict[str, Any]) -> str | None:
+    model = _careqa_meta(entry).get("embedding_model")
+    return str(model) if model is not None else None
 
 
 def _action_line(name: str, chunk_id: str) -> str:
@@ -215,8 +225,13 @@ class OpenSearchIndex:
         replicas: int = 0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        reembed: bool = False,
     ) -> None:
-        """``space_type`` and ``replicas`` apply only to indices this driver creates (on AWS the deploy does)."""
+        """``space_type`` and ``replicas`` apply only to indices this driver creates (on AWS the deploy does).
+
+        ``reembed``: where a tenant's index holds another model's vectors, write this model's copy beside it
+        (``careqa ingest --reembed``) instead of refusing.
+        """
         self.client = client
         self.dimension = dimension
         self.embedding_model = embedding_model
@@ -229,6 +244,7 @@ class OpenSearchIndex:
         self._lock = threading.Lock()
         self._known: dict[str, _TenantIndex] = {}
         self._written: set[str] = set()
+        self.reembed = reembed
 
     @classmethod
     def from_config(
@@ -297,26 +313,74 @@ class OpenSearchIndex:
         """The name of the tenant's index."""
         return index_name(tenant, self.index_prefix)
 
+    def copy_for(self, tenant: str) -> str:
+        """The name of the tenant's copy for this driver's model, beside an index of another model."""
+        return f"{self.index_for(tenant)}--{model_slug(self.embedding_model)}"
+
+    def _mapping(self, name: str) -> dict[str, Any] | None:
+        mapping = self._call(
+            f"reading the mapping of {name}", self.client.indices.get_mapping, index=name, missing_ok=True
+        )
+        if mapping is None:
+            return None
+        return dict(mapping.get(name) or next(iter(mapping.values())))
+
     def _tenant_index(self, tenant: str, *, create: bool) -> _TenantIndex | None:
-        """The tenant's index, checked against the configured model; created if ``create``, else ``None`` if absent."""
-        name = self.index_for(tenant)
+        """The tenant's index, checked against the configured model; created if ``create``, else ``None`` if absent.
+
+        Where the tenant's index holds another model's vectors, its copy for this model is used (created
+        only when re-embedding); without a copy, the model check refuses.
+        """
+        base = self.index_for(tenant)
         with self._lock:
-            known = self._known.get(name)
+            known = self._known.get(base)
             if known is not None:
                 return known
-            mapping = self._call(
-                f"reading the mapping of {name}", self.client.indices.get_mapping, index=name, missing_ok=True
-            )
-            if mapping is None:
+            name, entry = base, self._mapping(base)
+            if entry is not None and not same_model(_recorded_model(entry), self.embedding_model):
+                copy = self._mapping(self.copy_for(tenant))
+                if copy is not None or (create and self.reembed):
+                    name, entry = self.copy_for(tenant), copy
+            if entry is None:
                 if not create:
                     return None  # not cached: an ingest in another process may create it
-                mapping = self._create(name)
-            entry = mapping.get(name) or next(iter(mapping.values()))
+                entry = self._create(name)
+            if name != base and not self.reembed and not _careqa_meta(entry).get("complete_at"):
+                raise IndexMismatchError(
+                    f"{name}, the copy of {base} for {self.embedding_model}, is not complete yet: finish "
+                    f"`careqa ingest --reembed --tenant {tenant}`, or serve the previous embedding model until then"
+                )
             known = self._check(name, entry)
-            self._known[name] = known
+            self._known[base] = known
             return known
 
+    def incomplete_tenants(self, tenants: Sequence[str]) -> list[str]:
+        """Tenants whose index for this model is a re-embedded copy not yet marked complete (or missing)."""
+        out = []
+        for tenant in tenants:
+            entry = self._mapping(self.index_for(tenant))
+            if entry is None or same_model(_recorded_model(entry), self.embedding_model):
+                continue
+            copy = self._mapping(self.copy_for(tenant))
+            if copy is None or not _careqa_meta(copy).get("complete_at"):
+                out.append(tenant)
+        return out
+
+    def mark_complete(self, tenant: str, when: str) -> None:
+        """Record in the tenant's index for this model that it holds the whole knowledge base."""
+        index = self._tenant_index(tenant, create=True)
+        assert index is not None
+        entry = self._mapping(index.name) or {}
+        meta = {**_careqa_meta(entry), "complete_at": when}
+        self._call(
+            f"marking {index.name} complete",
+            self.client.indices.put_mapping,
+            index=index.name,
+            body={"_meta": {**entry.get("mappings", {}).get("_meta", {}), "careqa": meta}},
+        )
+
     def _create(self, name: str) -> dict[str, Any]:
+        """Create ``name`` with this driver's body (or accept another writer's) and return its mapping entry."""
         body = index_body(self.dimension, embedding_model=self.embedding_model, space_type=self.space_type,
                           replicas=self.replicas)  # fmt: skip
         try:
@@ -325,7 +389,10 @@ class OpenSearchIndex:
             # Another writer created it between our look-up and our create: use theirs (checked below).
             if "resource_already_exists_exception" not in str(exc):
                 raise
-        return self._call(f"reading the mapping of {name}", self.client.indices.get_mapping, index=name)
+        entry = self._mapping(name)
+        if entry is None:
+            raise OpenSearchIndexError(f"creating index {name}: it is still missing after it was created")
+        return entry
 
     def _check(self, name: str, entry: dict[str, Any]) -> _TenantIndex:
         mappings = entry.get("mappings", {})
@@ -334,13 +401,15 @@ class OpenSearchIndex:
         vector = mappings.get("properties", {}).get("vector", {})
         space_type = vector.get("method", {}).get("space_type") or meta.get("space_type") or "l2"
         model = meta.get("embedding_model")
+        if model is not None and same_model(model, self.embedding_model):
+            model = self.embedding_model
         if dimension is None:
             raise IndexMismatchError(f"the OpenSearch index {name} has no 'vector' field: it is not a CareQA index")
         if dimension != self.dimension or (model is not None and model != self.embedding_model):
             raise IndexMismatchError(
                 f"the OpenSearch index {name} holds vectors of {model or 'an unrecorded model'} ({dimension} "
                 f"dimensions) but the configured embedding model is {self.embedding_model} ({self.dimension}); "
-                "re-ingest into new indices (another index_prefix)"
+                "build a copy for it with `careqa ingest --reembed`"
             )
         if space_type not in SUPPORTED_SPACES:
             raise IndexMismatchError(

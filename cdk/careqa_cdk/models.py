@@ -169,6 +169,13 @@ class ModelsStack(Stack):
                 ],
             )
         )
+        if props.artifacts.s3_objects:  # tuned models' artifacts (careqa models package): each object alone
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{partition}:s3:::{path}" for path in props.artifacts.s3_objects],
+                )
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],

@@ -43,6 +43,12 @@ def resource_tags(endpoint_name: str, target: ModelConfig) -> list[dict[str, str
 def container_definition(target: ModelConfig, region: str, *, accept_eula: bool) -> dict[str, Any]:
     """The PrimaryContainer for ``target`` in ``region``, from its pinned image and model data."""
     container: dict[str, Any] = {"Image": target.image_uri(region), "Environment": dict(target.environment)}
+    if target.custom is not None and region not in target.model_data_uris:
+        raise ModelConfigError(
+            f"{target.name}: a tuned model's weights are not in {region} yet (model_data_uris has "
+            f"{sorted(target.model_data_uris) or 'no region'}); run `careqa models package {target.name} "
+            f"--bucket <knowledge-base bucket> --region {region}` first"
+        )
     if not target.model_data_uris:
         return container  # the image carries the weights
     data = target.model_data_uris.get(region)

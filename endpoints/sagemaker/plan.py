@@ -1,7 +1,8 @@
 """Planning a swap: read the endpoint, refuse what must not happen, and compute every request; changes nothing.
 
 ``plan_swap`` is all that ``careqa models swap --dry-run`` does. It refuses a different embedding dimension
-(the index would no longer match), a different task, a gated model without ``accept_eula`` and a region
+(the index would no longer match), another embedding model of the same dimension until the index holds a
+complete copy of its vectors for every tenant, a different task, a gated model without ``accept_eula`` and a region
 with no pinned image, then builds the CreateModel / CreateEndpointConfig / UpdateEndpoint requests and
 the pruning list.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from endpoints.config import ModelConfig
+from endpoints.config import ModelConfig, load_model_config
 from endpoints.errors import ModelConfigError
 from endpoints.sagemaker._aws import client_error, utcnow
 from endpoints.sagemaker.builders import (
@@ -152,7 +153,48 @@ class SwapPlan:
         return "\n".join(lines)
 
 
-def _check_compatible(endpoint_name: str, target: ModelConfig, record: ActiveModel | None) -> None:
+#: of the tenants, those whose index holds no complete copy of ``target``'s vectors (``careqa models swap --config``)
+IndexCheck = Callable[[ModelConfig], list[str]]
+
+
+def _check_index(endpoint_name: str, target: ModelConfig, record: ActiveModel, index_check: IndexCheck | None) -> None:
+    """Another model of the same dimension still needs its own vectors: refuse until every tenant has them."""
+    if record.model_identity == target.identity:
+        return
+    if index_check is None:
+        raise SwapRefused(
+            f"{endpoint_name}: refusing to swap to {target.name}: it is another embedding model than the live "
+            f"{record.config_name} ({target.identity} vs {record.model_identity}), so the service could only search "
+            "an index that holds its vectors, and without the service's config the index cannot be checked: pass "
+            "--config with the CareQA config whose index this endpoint serves"
+        )
+    missing = index_check(target)
+    if missing:
+        raise SwapRefused(
+            f"{endpoint_name}: refusing to swap to {target.name}: the index holds {record.config_name}'s vectors, "
+            f"and no complete copy for {target.identity} for tenant(s) {', '.join(missing)}. Build it first, while "
+            f"the live model keeps serving: careqa ingest --reembed --model {target.name} (per tenant: --tenant T)"
+        )
+
+
+def _check_shipped(endpoint_name: str, target: ModelConfig, configs_dir: Path | None) -> None:
+    """The service follows a swap by loading the recorded config by name: a tuned one must ship with it."""
+    try:
+        shipped = load_model_config(target.name, configs_dir)
+    except ModelConfigError:
+        shipped = None
+    if shipped is None or shipped.identity != target.identity:
+        where = "is not among" if shipped is None else "differs from the one in"
+        raise SwapRefused(
+            f"{endpoint_name}: refusing to swap to {target.name}: the service follows a swap by loading the recorded "
+            f"config by name, and this tuned model's config {where} the service's model configs. Copy it into "
+            "jumpstart_configs/ and deploy the service (npx cdk deploy) first, then swap"
+        )
+
+
+def _check_compatible(
+    endpoint_name: str, target: ModelConfig, record: ActiveModel | None, index_check: IndexCheck | None = None
+) -> None:
     if record is not None and record.task != target.task:
         raise SwapRefused(
             f"{endpoint_name}: refusing to swap to {target.name}: its task is {target.task}, but the endpoint serves "
@@ -175,6 +217,7 @@ def _check_compatible(endpoint_name: str, target: ModelConfig, record: ActiveMod
             "index: re-ingest the knowledge base with the new model into a new index (careqa ingest), serve that "
             "model from a new endpoint, and switch the service to the new index and endpoint together"
         )
+    _check_index(endpoint_name, target, record, index_check)
 
 
 def plan_swap(
@@ -191,8 +234,13 @@ def plan_swap(
     instance_count: int | None = None,
     now: Callable[[], datetime] = utcnow,
     configs_dir: Path | None = None,
+    index_check: IndexCheck | None = None,
 ) -> SwapPlan:
-    """Check that the swap may happen and compute its requests; read-only (this is ``--dry-run``)."""
+    """Check that the swap may happen and compute its requests; read-only (this is ``--dry-run``).
+
+    ``index_check`` lists the tenants whose index holds no complete copy of an embedding model's vectors;
+    without it, a swap to another embedding model is refused.
+    """
     options = options or DeploymentOptions()
     if keep < 1:
         raise SwapRefused(f"--keep must be at least 1, got {keep}")
@@ -205,10 +253,12 @@ def plan_swap(
             f"{endpoint_name}: {target.name} ({target.model_id}) is a gated model whose licence must be accepted "
             "before it is deployed; read its licence in SageMaker JumpStart, then pass --accept-eula"
         )
+    if target.custom is not None:
+        _check_shipped(endpoint_name, target, configs_dir)
     live = read_endpoint(endpoint_name, sagemaker=sagemaker, ssm=ssm, configs_dir=configs_dir)
     if live.status != "InService":
         raise SwapRefused(f"{endpoint_name}: the endpoint is {live.status}; swap only an InService endpoint")
-    _check_compatible(endpoint_name, target, live.record)
+    _check_compatible(endpoint_name, target, live.record, index_check)
 
     name = resource_name(endpoint_name, now())
     try:

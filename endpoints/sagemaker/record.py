@@ -44,6 +44,12 @@ class ActiveModel:
     endpoint_config_name: str
     recorded_at: str
     source: Literal["ssm", "tag"] = "ssm"
+    #: ``ModelConfig.identity`` of the live model (records written before it existed: the model id)
+    identity: str = ""
+
+    @property
+    def model_identity(self) -> str:
+        return self.identity or self.model_id
 
     def to_json(self) -> str:
         return json.dumps(
@@ -56,6 +62,7 @@ class ActiveModel:
                 "embedding_dimension": self.embedding_dimension,
                 "endpoint_config": self.endpoint_config_name,
                 "recorded_at": self.recorded_at,
+                "identity": self.model_identity,
             },
             sort_keys=True,
         )
@@ -75,6 +82,7 @@ class ActiveModel:
                 embedding_dimension=int(dim) if dim is not None else None,
                 endpoint_config_name=str(data["endpoint_config"]),
                 recorded_at=str(data["recorded_at"]),
+                identity=str(data.get("identity") or ""),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelAdminError(
@@ -103,6 +111,7 @@ class ActiveModel:
             endpoint_config_name=endpoint_config_name,
             recorded_at=at.astimezone(UTC).isoformat(timespec="seconds") if source == "ssm" else "",
             source=source,
+            identity=config.identity,
         )
 
     def config(self, configs_dir: Path | None = None) -> ModelConfig:
