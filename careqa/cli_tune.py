@@ -46,12 +46,22 @@ def tune_embeddings(
     feedback: Annotated[
         Path | None, typer.Option("--feedback", help="ratings exported by `careqa feedback export` (JSONL)")
     ] = None,
-    epochs: Annotated[float, typer.Option("--epochs", min=0.01, help="passes over the training pairs")] = 1.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="pairs per step (in-batch negatives)")] = 64,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0)] = 3e-5,
+    epochs: Annotated[
+        float | None, typer.Option("--epochs", min=0.01, help="passes over the pairs (default: 1, 3 for a small KB)")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=2, help="pairs per step, in-batch negatives (default: 64 / 8)")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", min=0.0, help="default: 3e-5, 1e-4 for a small KB")
+    ] = None,
+    symmetric: Annotated[
+        bool, typer.Option("--symmetric/--one-way", help="also rank questions for each answer in the batch")
+    ] = True,
     validation_fraction: Annotated[
-        float, typer.Option("--validation-fraction", min=0.01, max=0.5, help="share of documents held out")
-    ] = 0.1,
+        float | None,
+        typer.Option("--validation-fraction", min=0.01, max=0.5, help="documents held out (default: 0.1 / 0.3)"),
+    ] = None,
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", min=0.1, help="stop (keeping the best checkpoint) after this")
     ] = None,
@@ -125,6 +135,7 @@ def tune_embeddings(
         batch_size=batch_size,
         learning_rate=learning_rate,
         validation_fraction=validation_fraction,
+        symmetric=symmetric,
         max_minutes=max_minutes,
         progress=progress,
     )

@@ -100,7 +100,7 @@ def config_file(
 
 @pytest.fixture(scope="session")
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model tuned on the pharmacy knowledge base with the CLI; returns its config file."""
+    """A model tuned on the pharmacy knowledge base with the CLI's defaults (for a small KB); returns its config."""
     tmp = tmp_path_factory.mktemp("tuned")
     cfg = config_file(tmp, tmp / "data")
     out = tmp / "model-out"
@@ -110,9 +110,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     result = CliRunner().invoke(
         app,
-        ["tune", "embeddings", "--tenant", "pharmacy", "--epochs", "3", "--batch-size", "8", "--learning-rate", "1e-4",
-         "--validation-fraction", "0.3", "--no-progress", "--out", str(out), "--name", "minilm-pharmacy-test",
-         "--json", str(tmp / "report.json"), "-c", str(cfg)],
+        ["tune", "embeddings", "--tenant", "pharmacy", "--no-progress", "--out", str(out),
+         "--name", "minilm-pharmacy-test", "--json", str(tmp / "report.json"), "-c", str(cfg)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return out / "minilm-pharmacy-test.yaml"
