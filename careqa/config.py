@@ -283,6 +283,16 @@ class ReaderConfig(StrictModel):
         default=0.30, ge=0, le=2, description="share of a unit's best sentence's similarity in its score"
     )
     rerank_units: int = Field(default=6, ge=1, le=50, description="units scored again by their best sentence")
+    phrase_weight: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="added for the share of the question's phrases (two content words in a row) a unit contains, "
+        "weighted by their rarity among the candidates",
+    )
+    heading_weight: float = Field(
+        default=0.1, ge=0, le=1, description="added when the question names a unit's heading (two words or more)"
+    )
     sentence_cache: int = Field(default=50_000, ge=0, description="knowledge-base sentence embeddings remembered")
     name_weight: float = Field(
         default=0.05, ge=0, le=1, description="added for the share of the question's names a unit contains"

@@ -9,6 +9,7 @@ it never mentions. The same guard runs whichever model wrote the text, local or 
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -85,8 +86,10 @@ def reordered_numbers(sentence: str, source: str) -> bool:
     return len(theirs) > 1 and [n for n in mine if n in theirs] != theirs
 
 
+@functools.lru_cache(maxsize=100_000)
 def stem(word: str) -> str:
-    """The English Snowball stem of a word, with this thread's own stemmer."""
+    """The English Snowball stem of a word, with this thread's own stemmer (remembered: the knowledge base's
+    words come back question after question)."""
     stemmer = getattr(_stemmers, "stemmer", None)
     if stemmer is None:
         stemmer = _stemmers.stemmer = snowballstemmer.stemmer("english")
@@ -96,6 +99,39 @@ def stem(word: str) -> str:
 def content_terms(text: str) -> set[str]:
     """Stemmed content words of a text (stop words dropped, negations kept)."""
     return {stem(w.lower()) for w in _words(text) if w.lower() not in _STOP and (len(w) > 1 or w.isdigit())}
+
+
+#: words an agent frames a question with ("pt asking ...", "wants to know what ... means"): never a topic
+_FRAMING = frozenset(
+    {"ask", "asks", "asked", "asking", "want", "wants", "wanted", "wondering", "wonders", "know", "knows"}
+    | {"say", "says", "said", "saying", "tell", "tells", "told", "happen", "happens", "happened", "mean", "means"}
+)
+
+
+#: the framing words' stems, to leave out of a question's content words
+FRAMING_TERMS = frozenset(stem(w) for w in _FRAMING)
+
+
+def phrases(text: str, *, max_gap: int = 2) -> set[tuple[str, str]]:
+    """Pairs of stemmed content words that follow each other in a text, apart by at most ``max_gap`` other
+    words ("refill too soon" -> (refil, soon); "early refill window" -> (earli, refil), (refil, window)).
+
+    Framing words ("asking", "wants", "means") are gaps, not content; a line break ends a phrase.
+    """
+    found: set[tuple[str, str]] = set()
+    for line in text.splitlines():
+        previous: str | None = None
+        gap = 0
+        for word in _words(line):
+            lower = word.lower()
+            if lower in _STOP or lower in _FRAMING or not (len(lower) > 1 or lower.isdigit()):
+                gap += 1
+                continue
+            term = stem(lower)
+            if previous is not None and gap <= max_gap and term != previous:
+                found.add((previous, term))
+            previous, gap = term, 0
+    return found
 
 
 def key_words(sentence: str) -> dict[str, str]:

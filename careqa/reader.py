@@ -11,7 +11,13 @@ Choosing the place (a *unit*: a Q&A pair, or one section chunk of a document):
    of them qualify (units naming some, when none names all, answer code by code). A code no unit names is
    not in the knowledge base: "not found", whatever else is similar.
 2. **Score** = cosine similarity of question and unit (a pair's better of its question and answer) +
-   ``lexical_weight`` x its BM25 share + ``name_weight`` x the share of the question's names it contains.
+   ``lexical_weight`` x its BM25 share + ``name_weight`` x the share of the question's names it contains +
+   ``phrase_weight`` x the share of the question's phrases it contains (below), then + ``sentence_weight`` x
+   the similarity of its sentence closest to the question for the ``rerank_units`` best.
+   A *phrase* is two content words next to each other, or apart by at most two stop words ("refill too soon",
+   "early refill window", "real time"), weighted by how few of the candidate units contain it. Words alone
+   say what a question is about; phrases say which part of it: "refill too soon" and "no refills left"
+   share their words with half of a pharmacy's knowledge base, and their phrases with one section each.
 3. **Evidence bar**: the best unit must reach ``retrieval.min_evidence`` in similarity and
    ``reader.min_score`` in score, or the answer is "not found".
 
@@ -23,6 +29,7 @@ order, at most ``max_sentences``. A two-part question is read part by part.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -32,10 +39,12 @@ from dataclasses import dataclass, field
 from langchain_core.embeddings import Embeddings
 
 from careqa.config import ReaderConfig
-from careqa.grounding import MIN_CONTENT_TERMS, content_terms, passage_body, split_sentences
+from careqa.grounding import FRAMING_TERMS, MIN_CONTENT_TERMS, content_terms, passage_body, phrases, split_sentences
 from careqa.query import Query, code_mentions
 from careqa.types import Passage
 
+#: the kinds of unit that are a curated Q&A pair
+_PAIR_KINDS = frozenset({"question", "answer"})
 #: a quoted answer's leading verdict ("Yes." / "No, ...")
 _VERDICT = re.compile(r"^(?:yes|no)\b[.!,]?\s*$", re.IGNORECASE)
 
@@ -105,6 +114,35 @@ def unit_codes(unit: Passage, known: set[str]) -> set[str]:
     return set(code_mentions(f"{unit.title}\n{unit.question or ''}\n{unit.text}", known=known))
 
 
+def unit_text(unit: Passage) -> str:
+    """What a unit says, as the reader matches words and phrases against it: label, question and body."""
+    return f"{unit.title}\n{unit.question or ''}\n{unit.text}"
+
+
+def unit_heading(unit: Passage) -> str:
+    """The knowledge base's own name for what a unit answers: a section's heading, a Q&A pair's title."""
+    if unit.kind in _PAIR_KINDS:
+        return unit.title
+    return unit.text.split("\n", 1)[0].split(" — ")[-1]
+
+
+def _rare_shares(wanted: set, found: list[set]) -> list[float]:
+    """For each unit, the share of ``wanted`` it contains (``found``), each weighted by its rarity among the
+    units (log(1 + n / (1 + units containing it))): what every candidate has tells none apart."""
+    if not wanted or not found:
+        return [0.0] * len(found)
+    n = len(found)
+    weight = {p: math.log(1 + n / (1 + sum(p in f for f in found))) for p in wanted}
+    total = sum(weight.values())
+    return [sum(weight[p] for p in f) / total for f in found]
+
+
+def phrase_shares(question: str, units: Sequence[Passage]) -> list[float]:
+    """For each unit, the rarity-weighted share of the question's phrases it contains."""
+    wanted = phrases(question)
+    return _rare_shares(wanted, [phrases(unit_text(u)) & wanted for u in units])
+
+
 @dataclass
 class ScoredUnit:
     unit: Passage
@@ -166,6 +204,15 @@ class Reader:
         is only about the same topic (an overview that names every topic of its document, for instance).
         """
         scored = [ScoredUnit(u, self._score(query, u), unit_codes(u, known_codes)) for u in units]
+        if self.config.phrase_weight > 0:
+            for s, share in zip(scored, phrase_shares(query.text, units), strict=True):
+                s.score += self.config.phrase_weight * share
+        if self.config.heading_weight > 0:
+            asked = phrases(query.text)
+            for s in scored:
+                named = phrases(unit_heading(s.unit))
+                if named and named <= asked:
+                    s.score += self.config.heading_weight
         wanted = set(query.codes)
         missing = sorted(wanted - set().union(*(s.codes for s in scored))) if wanted else []
         if wanted:
@@ -204,7 +251,7 @@ class Reader:
     def _score(self, query: Query, unit: Passage) -> float:
         score = unit.similarity + self.config.lexical_weight * unit.lexical
         if query.names:
-            terms = content_terms(f"{unit.title} {unit.question or ''} {unit.text}")
+            terms = content_terms(unit_text(unit))
             hits = sum(1 for name in query.names if content_terms(name) <= terms)
             score += self.config.name_weight * hits / len(query.names)
         return score
@@ -226,7 +273,7 @@ class Reader:
     ) -> Quote:
         unit = scored.unit
         items = _items(passage_body(unit))
-        is_pair = unit.kind in {"question", "answer"}
+        is_pair = unit.kind in _PAIR_KINDS
         # "Yes." answers the pair's own question; it answers the agent's only if the two questions match
         verdict = is_pair and items and _VERDICT.match(items[0].sentences[0])
         if verdict and (unit.question_similarity or -1.0) < self.curated_match:
@@ -278,6 +325,29 @@ class Reader:
 
     # -- the whole reading ------------------------------------------------------------------------------
 
+    def _source_section(self, best: ScoredUnit, ranked: Sequence[ScoredUnit], text: str) -> ScoredUnit:
+        """The section a Q&A pair was written from, when the question asks what the pair leaves out.
+
+        A pair is a summary of the section it links to. When the agent's question is not the pair's own
+        question and names something the pair does not mention but that section does, the section answers
+        it: "for controlled meds is the early refill window the same" finds the pair on how early a refill is
+        allowed (75 to 80 percent), whose section goes on about controlled substances (85 to 90 percent).
+        """
+        unit = best.unit
+        if (
+            unit.kind not in _PAIR_KINDS
+            or not unit.source_url
+            or (unit.question_similarity or -1.0) >= self.curated_match
+        ):
+            return best
+        section = next(
+            (s for s in ranked if s.unit.kind not in _PAIR_KINDS and s.unit.source_url == unit.source_url), None
+        )
+        if section is None or not self.qualifies(section):
+            return best
+        left_out = content_terms(text) - FRAMING_TERMS - content_terms(unit_text(unit))
+        return section if left_out & content_terms(passage_body(section.unit)) else best
+
     def _answered(self, reading: Reading, vector: Sequence[float], best: ScoredUnit) -> bool:
         """Whether a later part of the question is already answered by what the earlier parts quote.
 
@@ -322,7 +392,7 @@ class Reader:
             reading.best_score = max(reading.best_score, ranked[0].score)
             if not qualifying:
                 continue
-            best = qualifying[0]
+            best = self._source_section(qualifying[0], ranked, text)
             if best.unit.chunk_id in used or self._answered(reading, vector, best):
                 continue
             # codes this unit does not name are answered by the best unit that does

@@ -182,6 +182,23 @@ def test_auto_refill_of_schedule_ii_is_answered_from_auto_refill_not_transfers(r
     assert all("auto-refill" in url for url in cited_urls(answer))
 
 
+@pytest.mark.parametrize("question", ["pt refilling too soon?", "what happens when a pt tries to refill too soon"])
+def test_the_phrase_of_the_question_picks_its_section_among_sections_sharing_its_words(runtime, question):
+    # "refill" is in every section of the refills procedure and in half the Q&A pairs; "too soon" is the
+    # question, and the name of two places: the refill-too-soon section and code 79
+    answer = reader_answer(runtime, question)
+    urls = cited_urls(answer)
+    assert urls and all(url.endswith(("#refill-too-soon", "#code-79-refill-too-soon")) for url in urls), urls
+
+
+def test_a_stricter_threshold_for_controlled_substances_is_answered_from_the_refill_too_soon_section(runtime):
+    # the pair "How early can a patient refill?" (75 to 80 percent) is the closest match; the controlled
+    # substances the question asks about are only in its section (85 to 90 percent)
+    answer = reader_answer(runtime, "are controlled meds held to a stricter early refill threshold")
+    assert "85 to 90 percent" in answer.text
+    assert all(url.endswith("#refill-too-soon") for url in cited_urls(answer))
+
+
 def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):
     answer = reader_answer(runtime, "how do I transfer a prescription from CVS")
     assert answer.status == "answered" and "Transfers > New transfer in" in answer.text

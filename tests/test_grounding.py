@@ -3,7 +3,7 @@
 import pytest
 
 from careqa.config import GuardConfig
-from careqa.grounding import GroundingGuard, split_sentences, strip_verdict
+from careqa.grounding import GroundingGuard, phrases, split_sentences, strip_verdict
 from careqa.types import Passage
 
 
@@ -202,3 +202,13 @@ def test_content_words_are_stemmed_alike_by_concurrent_threads():
             assert list(pool.map(content_terms, texts)) == expected
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_phrases_are_neighbouring_content_words_across_a_few_stop_words_and_never_framing_words():
+    assert phrases("what happens if a refill is too soon") == {("refil", "soon")}
+    assert phrases("early refill window") == {("earli", "refil"), ("refil", "window")}
+    # "pt asking ... wants to" frames the question: no phrase starts or ends on a framing word
+    assert phrases("patient asking for renewal") == {("patient", "renew")}
+    # more than two words apart, or on another line, is not a phrase
+    assert phrases("refill or do we send a renewal") == {("send", "renew")}
+    assert phrases("Refill\nsoon") == set()
