@@ -221,12 +221,13 @@ class HybridRetriever:
         """
         top_lexical = max((h.score for h in lexical), default=0.0)
         cosine: dict[str, float] = {h.chunk.chunk_id: h.score for h in dense}
-        bm25: dict[str, float] = {}
+        # every BM25 hit scores its chunk (a dense hit at BM25 rank 32 is not lexically unrelated); only the
+        # best ``reader_lexical`` of them join the candidates
+        bm25 = {h.chunk.chunk_id: h.score / top_lexical if top_lexical > 0 else 0.0 for h in reversed(lexical)}
         chunks = {h.chunk.chunk_id: h.chunk for h in dense}
         for hit in lexical[: self.config.reader_lexical]:
             chunks.setdefault(hit.chunk.chunk_id, hit.chunk)
-            bm25[hit.chunk.chunk_id] = hit.score / top_lexical if top_lexical > 0 else 0.0
-        missing = [cid for cid in bm25 if cid not in cosine]
+        missing = [cid for cid in chunks if cid not in cosine]
         if missing:
             for cid, stored in self.index.vectors(tenant, missing).items():
                 cosine[cid] = sum(a * b for a, b in zip(vector, stored, strict=True))

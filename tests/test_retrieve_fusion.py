@@ -134,3 +134,30 @@ def test_a_document_found_only_by_bm25_is_scored_with_its_stored_vector_not_re_e
     similarity = {p.doc_id: p.similarity for p in retrieval.passages}
     assert similarity == pytest.approx({"near": 1.0, "far": 0.6})
     assert embeddings.documents == []
+
+
+def test_a_dense_hit_beyond_the_readers_bm25_candidates_keeps_its_bm25_share(tmp_path):
+    # Three sections; BM25 ranks "overview" last (a long section that says "prior authorization" once), and
+    # only the best BM25 hit joins the reader's candidates. The overview, found by dense search, still gets
+    # its BM25 share: rank 3 in BM25 is not "lexically unrelated".
+    index = LanceIndex(tmp_path / "index", dimension=2, embedding_model="test")
+    texts = {
+        "denial": "prior authorization denial prior authorization appeal",
+        "timing": "prior authorization timing",
+        "overview": "a prior authorization is a review by the plan before it pays for a drug, for high cost drugs",
+    }
+    vectors = {"denial": [0.0, 1.0], "timing": [0.0, 1.0], "overview": [1.0, 0.0]}
+    index.upsert(
+        [
+            hit(doc, "section", 0).chunk.model_copy(update={"tenant": "t", "vector": vectors[doc], "text": text})
+            for doc, text in texts.items()
+        ]
+    )
+    index.refresh()
+    config = RetrievalConfig(dense_candidates=1, reader_lexical=1)
+    retrieval = HybridRetriever(index, CountingEmbeddings({"prior authorization": [1.0, 0.0]}), config).retrieve(
+        "t", "prior authorization"
+    )
+    lexical = {u.doc_id: u.lexical for u in retrieval.units}
+    assert set(lexical) == {"overview", "denial"}  # the dense hit and the one BM25 candidate
+    assert lexical["denial"] == 1.0 and 0 < lexical["overview"] < 1.0
