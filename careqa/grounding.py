@@ -26,7 +26,8 @@ from careqa.types import Passage
 #: one Snowball stemmer per thread: a stemmer keeps the word it is working on in itself, so threads sharing one
 #: (the service answers in a thread pool) corrupt each other's stems, or fail with an IndexError
 _stemmers = threading.local()
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+#: a word, or an initialism written with full stops ("P.O.", "U.S."), which reads as one word ("PO", "US")
+_WORD = re.compile(r"(?:[A-Za-z]\.){2,}|[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 _CITATION = re.compile(r"\s*\[(?:\d+\s*(?:,\s*|-\s*)?)+\]")
 #: a sentence ends at ., ! or ? (and any closing quotes or brackets, which stay with it) before a capital or digit
 _SENTENCE_END = re.compile(r"[.!?][\"'’”)\]]*(?=\s+[\"'“(\[]?[A-Z0-9])")
@@ -36,7 +37,9 @@ _ABBREVIATIONS = frozenset(
 )
 _VERDICT = re.compile(r"^(?:yes|no|yeah|nope|correct|incorrect|true|false)\b[\s,.!:;-]*", re.IGNORECASE)
 _NEGATIONS = {"not", "no", "never", "cannot", "nor", "without", "none", "neither", "nothing", "unable"}
-_STOP = ENGLISH_STOP_WORDS - _NEGATIONS
+#: how agents' questions are framed, which no general English list has: "does it", "whats the", "got a reject"
+_CHAT_WORDS = {"does", "did", "doing", "whats", "hows", "whos", "wheres", "im", "ive", "got", "pls", "plz", "ok"}
+_STOP = (ENGLISH_STOP_WORDS | _CHAT_WORDS) - _NEGATIONS
 #: a sentence with fewer content words than this says too little to be checked ("The claim was rejected.")
 MIN_CONTENT_TERMS = 3
 
@@ -68,7 +71,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    return [w.replace("’", "'") for w in _WORD.findall(text)]
+    return [w.replace("’", "'").replace(".", "") for w in _WORD.findall(text)]
 
 
 def _negations(text: str) -> int:

@@ -73,6 +73,7 @@ DEFAULT_GLOSSARY: dict[str, str] = {
     "hrs": "hours",
     "hr": "hour",
     "mins": "minutes",
+    "wk": "week",
     "wks": "weeks",
     "yr": "year",
     "yrs": "years",

@@ -3,7 +3,7 @@
 import pytest
 
 from careqa.config import GuardConfig
-from careqa.grounding import GroundingGuard, phrases, split_sentences, strip_verdict
+from careqa.grounding import GroundingGuard, content_terms, phrases, split_sentences, strip_verdict
 from careqa.types import Passage
 
 
@@ -212,3 +212,18 @@ def test_phrases_are_neighbouring_content_words_across_a_few_stop_words_and_neve
     # more than two words apart, or on another line, is not a phrase
     assert phrases("refill or do we send a renewal") == {("send", "renew")}
     assert phrases("Refill\nsoon") == set()
+
+
+def test_an_initialism_with_full_stops_is_one_word_and_chat_framing_is_not_content():
+    # "P.O. box" is the phrase (po, box), as the knowledge base writes it and the agent's "PO box" expands to
+    assert ("po", "box") in phrases("they cannot be sent to a P.O. box")
+    assert phrases("ship to a PO box") == phrases("ship to a P.O. box") == {("ship", "po"), ("po", "box")}
+    # "does", "whats", "got" frame an agent's question; they are not what it is about
+    assert content_terms("does the plan reject in real time, whats the code, pt got a reject") == {
+        "plan",
+        "reject",
+        "real",
+        "time",
+        "code",
+        "pt",
+    }

@@ -60,6 +60,7 @@ def test_shorthand_is_expanded_as_whole_words_in_any_case():
     assert expand("pt's Rx needs a PA", PHARMACY) == "patient's prescription needs a prior authorization"
     assert expand("can C-II meds auto refill", PHARMACY) == "can Schedule II medicines auto refill"
     assert expand("the pattern of paper", PHARMACY) == "the pattern of paper"  # no expansion inside words
+    assert expand("on a cruise next wk, back in 2 wks", PHARMACY) == "on a cruise next week, back in 2 weeks"
 
 
 def test_names_skip_the_first_word_and_glossary_abbreviations_and_keep_units():
