@@ -311,6 +311,14 @@ class ReaderConfig(StrictModel):
         description="a later part of a two-part question gets a new source only if that source's best sentence is "
         "more than this closer to the part than the sentences already quoted",
     )
+    repeat_similarity: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="a sentence at least this similar to one already quoted, naming no number, code or name it "
+        "lacks, restates it (a Q&A pair's answer and the section it was written from say the same things in other "
+        "words): it is left out",
+    )
     sentence_margin: float = Field(
         default=0.2, ge=0, le=1, description="sentences scoring within this of the best one are quoted too"
     )

@@ -39,7 +39,15 @@ from dataclasses import dataclass, field
 from langchain_core.embeddings import Embeddings
 
 from careqa.config import ReaderConfig
-from careqa.grounding import FRAMING_TERMS, MIN_CONTENT_TERMS, content_terms, passage_body, phrases, split_sentences
+from careqa.grounding import (
+    FRAMING_TERMS,
+    MIN_CONTENT_TERMS,
+    content_terms,
+    key_terms,
+    passage_body,
+    phrases,
+    split_sentences,
+)
 from careqa.query import Query, code_mentions
 from careqa.types import Passage
 
@@ -359,10 +367,32 @@ class Reader:
         quoted = [s for q in reading.quotes for s in q.sentences]
         if not quoted or best.sentence_similarity is None:
             return False
+        if best.unit.kind not in _PAIR_KINDS and any(
+            q.unit.kind in _PAIR_KINDS and q.unit.source_url == best.unit.source_url for q in reading.quotes
+        ):
+            return False  # the section a quoted pair summarises cannot contradict it; it may say what the pair left out
         covered = max(_dot(vector, v) for v in self.embed(quoted))
         # a Q&A pair answers what its question asks, whatever its sentences look like ("Usually not.")
         offered = max(best.sentence_similarity, best.unit.question_similarity or -1.0)
         return covered >= offered - self.config.part_overlap_margin
+
+    def _without_repeats(self, quote: Quote, reading: Reading) -> Quote:
+        """The quote less the sentences that restate one already quoted: at least ``repeat_similarity`` similar,
+        with no number, code or name the earlier sentence lacks ("within 24 hours" does not restate "within 72
+        hours", however alike the two read)."""
+        quoted = [s for q in reading.quotes for s in q.sentences]
+        if not quoted or not quote.sentences:
+            return quote
+        earlier = list(zip(quoted, self.embed(quoted), strict=True))
+
+        def restates(sentence: str, vector: Sequence[float]) -> bool:
+            return any(
+                _dot(vector, e) >= self.config.repeat_similarity and key_terms(sentence) <= key_terms(said)
+                for said, e in earlier
+            )
+
+        kept = [s for s, v in zip(quote.sentences, self.embed(quote.sentences), strict=True) if not restates(s, v)]
+        return quote if len(kept) == len(quote.sentences) else Quote(quote.unit, kept, whole=False)
 
     def read(
         self,
@@ -405,7 +435,7 @@ class Reader:
             for scored in chosen:
                 if scored.unit.chunk_id in used:
                     continue
-                quote = self.quote(text, vector, scored, part_codes, list(query.names))
+                quote = self._without_repeats(self.quote(text, vector, scored, part_codes, list(query.names)), reading)
                 if quote.sentences:
                     reading.quotes.append(quote)
                     used.add(scored.unit.chunk_id)

@@ -79,3 +79,56 @@ def test_phrase_shares_weigh_a_phrase_by_how_few_candidates_have_it():
     shares = phrase_shares("can the patient refill early", units)
     assert shares[1] > shares[2] > 0.0
     assert phrase_shares("nothing in common here", units) == [0.0, 0.0, 0.0]
+
+
+class Vectors:
+    """Embeddings from a table: each sentence's vector is given by the test."""
+
+    def __init__(self, table: dict[str, list[float]]):
+        self.table = table
+
+    def embed_documents(self, texts):
+        return [self.table[t] for t in texts]
+
+
+PAIR_SAYS = "The prescriber leads the appeal, and the patient may also file one."
+SECTION_SAYS = "The prescriber leads it, and the patient may also file one."
+AGENTS = "Agents do not file appeals."
+URGENT = "Urgent requests are decided within 24 hours."
+STANDARD = "Standard requests are decided within 72 hours."
+
+
+def with_vectors(table: dict[str, list[float]]) -> Reader:
+    return Reader(Vectors(table), ReaderConfig(), min_evidence=0.3, curated_match=0.8)  # type: ignore[arg-type]
+
+
+def test_the_section_a_quoted_pair_summarises_still_answers_a_later_part():
+    from careqa.reader import Quote, Reading
+
+    pair = PAIR.model_copy(update={"source_url": "pa.md#appeals"})
+    section = SECTION.model_copy(update={"source_url": "pa.md#appeals"})
+    reading = Reading(quotes=[Quote(pair, [PAIR_SAYS], whole=True)])
+    part = [1.0, 0.0]  # "can I file it for them": as close to the pair's sentence as to the section's best
+    r = with_vectors({PAIR_SAYS: [1.0, 0.0]})
+    best = ScoredUnit(section, 0.9, set(), sentence_similarity=0.7)
+    assert not r._answered(reading, part, best)
+    # another source is quoted for a later part only if it is clearly closer to it than what is quoted
+    other = ScoredUnit(OTHER, 0.9, set(), sentence_similarity=0.7)
+    assert r._answered(reading, part, other)
+
+
+def test_a_sentence_that_restates_a_quoted_one_is_left_out_unless_it_names_something_new():
+    from careqa.reader import Quote, Reading
+
+    r = with_vectors(
+        {
+            PAIR_SAYS: [1.0, 0.0, 0.0],
+            SECTION_SAYS: [0.9, 0.436, 0.0],  # 0.9 similar: the same sentence in other words
+            AGENTS: [0.3, 0.0, 0.954],
+            STANDARD: [0.0, 1.0, 0.0],
+            URGENT: [0.0, 0.95, 0.312],  # as alike as restatements, but another number
+        }
+    )
+    reading = Reading(quotes=[Quote(PAIR, [PAIR_SAYS, STANDARD], whole=True)])
+    quote = r._without_repeats(Quote(SECTION, [SECTION_SAYS, URGENT, AGENTS], whole=True), reading)
+    assert quote.sentences == [URGENT, AGENTS] and not quote.whole
