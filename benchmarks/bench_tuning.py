@@ -13,7 +13,7 @@ The baseline is the base model in the same run, on the same questions and index 
 clock on this machine: run it on a quiet one (tuning uses every core).
 
 Usage: python benchmarks/bench_tuning.py [--medquad] [--sample] [--eval-dir ../shared/eval] [--work DIR]
-                                         [--max-minutes 28] [--json FILE]
+                                         [--max-minutes 28] [--hard-negatives N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ def careqa(*args: str) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
-def medquad(eval_dir: Path, work: Path, max_minutes: float) -> dict[str, Any]:
+def medquad(eval_dir: Path, work: Path, max_minutes: float, tune_args: list[str]) -> dict[str, Any]:
     out = work / "medquad-model"
     seconds, _ = careqa(
         "tune", "embeddings", "--tenant", "medquad", "--kb", str(eval_dir / "medquad-kb.jsonl"),
         "--max-minutes", str(max_minutes), "--out", str(out), "--name", "minilm-medquad",
-        "--json", str(work / "medquad-tune.json"), "--no-progress",
+        "--json", str(work / "medquad-tune.json"), "--no-progress", *tune_args,
     )  # fmt: skip
     tuned = out / "minilm-medquad.yaml"
     eval_seconds, table = careqa(
@@ -64,11 +64,11 @@ def medquad(eval_dir: Path, work: Path, max_minutes: float) -> dict[str, Any]:
     }
 
 
-def sample(work: Path) -> dict[str, Any]:
+def sample(work: Path, tune_args: list[str]) -> dict[str, Any]:
     out = work / "sample-model"
     seconds, _ = careqa(
         "tune", "embeddings", "--tenant", "pharmacy", "--tenant", "clinic", "--out", str(out),
-        "--name", "minilm-sample", "--json", str(work / "sample-tune.json"), "--no-progress",
+        "--name", "minilm-sample", "--json", str(work / "sample-tune.json"), "--no-progress", *tune_args,
     )  # fmt: skip
     tuned = out / "minilm-sample.yaml"
     eval_seconds, table = careqa(
@@ -93,15 +93,17 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/careqa-bench-tuning"))
     parser.add_argument("--max-minutes", type=float, default=28.0, help="MedQuAD tuning time budget")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--hard-negatives", type=int, default=0, help="passed to careqa tune embeddings")
     args = parser.parse_args()
+    tune_args = ["--hard-negatives", str(args.hard_negatives)] if args.hard_negatives else []
     if not (args.medquad or args.sample):
         args.medquad = args.sample = True
     args.work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     if args.sample:
-        results["sample"] = sample(args.work)
+        results["sample"] = sample(args.work, tune_args)
     if args.medquad:
-        results["medquad"] = medquad(args.eval_dir, args.work, args.max_minutes)
+        results["medquad"] = medquad(args.eval_dir, args.work, args.max_minutes, tune_args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -58,6 +58,12 @@ def tune_embeddings(
     symmetric: Annotated[
         bool, typer.Option("--symmetric/--one-way", help="also rank questions for each answer in the batch")
     ] = True,
+    hard_negatives: Annotated[
+        int,
+        typer.Option(
+            "--hard-negatives", min=0, max=10, help="negatives per pair mined from the base model's ranking (default 0)"
+        ),
+    ] = 0,
     validation_fraction: Annotated[
         float | None,
         typer.Option("--validation-fraction", min=0.01, max=0.5, help="documents held out (default: 0.1 / 0.3)"),
@@ -136,6 +142,7 @@ def tune_embeddings(
         learning_rate=learning_rate,
         validation_fraction=validation_fraction,
         symmetric=symmetric,
+        hard_negatives=hard_negatives,
         max_minutes=max_minutes,
         progress=progress,
     )

@@ -5,9 +5,10 @@ What the model learns from, all of it the tenant's own:
 * **The knowledge base**: a Q&A pair's question is paired with its answer chunks, a document section's heading
   path with its body (the text is what the index stores, without the heading line the index prepends, so the
   pair is not matched by copying words). Trained with in-batch negatives in both directions
-  (``MultipleNegativesSymmetricRankingLoss``): every other answer in the batch is a negative for a question,
-  every other question for an answer, and the batch sampler keeps two pairs with the same text out of one
-  batch.
+  (``MultipleNegativesRankingLoss``, query-to-document and document-to-query): every other answer in the batch is
+  a negative for a question, every other question for an answer, and the batch sampler keeps two pairs with the
+  same text out of one batch. Optionally (``hard_negatives``) each pair also brings answers the base model ranks
+  close to its question, mined with ``mine_hard_negatives``.
 * **Agents' ratings** (``careqa feedback export``): a thumbs-up pairs the question with the sources its answer
   cited (a positive), a thumbs-down with them as a negative, in a second dataset with a contrastive loss.
 
@@ -92,6 +93,13 @@ class TuneOptions:
     #: also rank each positive's anchor among the batch's anchors (MultipleNegativesSymmetricRankingLoss): on
     #: MedQuAD it lifted LiveQA-Med nDCG@10 by +0.028 on messages against +0.008 one-way (README, Benchmarks)
     symmetric: bool = True
+    #: negatives per pair mined from the base model's own ranking of the training positives
+    #: (sentence-transformers' ``mine_hard_negatives``), on top of the in-batch ones: a text the base model
+    #: ranks close to the question that answers another one ("symptoms of X" for "causes of X")
+    hard_negatives: int = 0
+    #: the base model's best-ranked positives skipped when mining (default: 10, 2 for a small KB): in a
+    #: knowledge base that answers one topic in several pairs, the very nearest are often right answers too
+    hard_negative_skip: int | None = None
     seed: int = 0
     progress: bool = True
 
@@ -109,6 +117,7 @@ class TuneOptions:
             batch_size=self.batch_size or (8 if small else 64),
             learning_rate=self.learning_rate if self.learning_rate is not None else (1e-4 if small else 3e-5),
             validation_fraction=self.validation_fraction or (0.3 if documents < 300 else 0.1),
+            hard_negative_skip=self.hard_negative_skip if self.hard_negative_skip is not None else (2 if small else 10),
         )
 
 
@@ -279,6 +288,53 @@ def _mrr(scores: dict[str, float]) -> float:
     raise TuningError(f"the evaluator returned no MRR@10: {sorted(scores)}")
 
 
+def _with_hard_negatives(kb: Any, pairs: Sequence[TrainingPair], model: Any, options: TuneOptions) -> Any:
+    """The pairs with ``options.hard_negatives`` mined negatives each (columns negative_1 ... negative_n).
+
+    sentence-transformers' ``mine_hard_negatives`` ranks every training positive for each question with the base
+    model; candidates come from below the ``hard_negative_skip`` best and must be at least 5 % less similar than
+    the pair's own positive (a near copy of the answer is not a wrong answer). It knows nothing of documents,
+    so it mines two spare candidates per pair, and those from the pair's own document (another chunk of the same
+    answer) are dropped here; a pair left with too few negatives trains without its row.
+    """
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    wanted = options.hard_negatives
+    mined = mine_hard_negatives(
+        kb,
+        model,
+        anchor_column_name="anchor",
+        positive_column_name="positive",
+        range_min=options.hard_negative_skip or 0,
+        relative_margin=0.05,
+        num_negatives=wanted + 2,
+        sampling_strategy="top",
+        output_format="n-tuple",
+        batch_size=options.batch_size or 32,
+        verbose=options.progress,
+    )
+    documents: dict[str, set[str]] = {}
+    for pair in pairs:
+        documents.setdefault(pair.positive, set()).add(pair.doc_id)
+    doc_of = {(p.anchor, p.positive): p.doc_id for p in pairs}
+    columns: dict[str, list[str]] = {"anchor": [], "positive": []} | {f"negative_{i + 1}": [] for i in range(wanted)}
+    for row in mined:
+        own = doc_of.get((row["anchor"], row["positive"]))
+        negatives = [
+            text for key, text in row.items() if key.startswith("negative") and own not in documents.get(text, set())
+        ][:wanted]
+        if len(negatives) < wanted:
+            continue
+        columns["anchor"].append(row["anchor"])
+        columns["positive"].append(row["positive"])
+        for i, text in enumerate(negatives):
+            columns[f"negative_{i + 1}"].append(text)
+    if not columns["anchor"]:
+        raise TuningError("no hard negatives could be mined: the knowledge base is too small for --hard-negatives")
+    return Dataset.from_dict(columns)
+
+
 def tune(
     base_weights: Path,
     pairs: Sequence[TrainingPair],
@@ -310,11 +366,7 @@ def tune(
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.losses import (
-        ContrastiveLoss,
-        MultipleNegativesRankingLoss,
-        MultipleNegativesSymmetricRankingLoss,
-    )
+    from sentence_transformers.sentence_transformer.losses import ContrastiveLoss, MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
@@ -332,9 +384,13 @@ def tune(
     shuffled = list(train)
     rng.shuffle(shuffled)
     kb = Dataset.from_dict({"anchor": [p.anchor for p in shuffled], "positive": [p.positive for p in shuffled]})
+    if options.hard_negatives:
+        kb = _with_hard_negatives(kb, shuffled, model, options)
     datasets: Any = kb
-    loss: Any = (
-        MultipleNegativesSymmetricRankingLoss(model) if options.symmetric else MultipleNegativesRankingLoss(model)
+    loss: Any = MultipleNegativesRankingLoss(
+        model,
+        directions=("query_to_doc", "doc_to_query") if options.symmetric else ("query_to_doc",),
+        partition_mode="per_direction",
     )
     if rated:
         ratings = Dataset.from_dict(

@@ -103,6 +103,33 @@ def test_a_tiny_knowledge_base_tunes_and_its_validation_mrr_does_not_drop(tuned:
     assert report["identity"] == config.identity and report["train_pairs"] > 0
 
 
+def test_hard_negatives_are_answers_the_base_model_ranks_close_from_other_documents():
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    from careqa.tuning import TuneOptions, _with_hard_negatives
+    from endpoints.local import _weights_path
+
+    records = load_folder(SAMPLE_KB / "pharmacy", "pharmacy").records
+    pairs = kb_pairs(records, parts_per_pair=2)
+    # two chunks of one long answer: each is the other's nearest text, and neither may be the other's negative
+    two = {p.doc_id for p in pairs if sum(q.doc_id == p.doc_id for q in pairs) > 1}
+    assert two
+    model = SentenceTransformer(str(_weights_path(load_model_config(BASE))), device="cpu")
+    kb = Dataset.from_dict({"anchor": [p.anchor for p in pairs], "positive": [p.positive for p in pairs]})
+    options = TuneOptions(hard_negatives=2, progress=False).resolved(len(pairs), len(records))
+    mined = _with_hard_negatives(kb, pairs, model, options)
+    assert mined.column_names == ["anchor", "positive", "negative_1", "negative_2"] and len(mined) > len(pairs) / 2
+    doc_of_text: dict[str, set[str]] = {}
+    for p in pairs:
+        doc_of_text.setdefault(p.positive, set()).add(p.doc_id)
+    owner = {(p.anchor, p.positive): p.doc_id for p in pairs}
+    for row in mined:
+        own = owner[(row["anchor"], row["positive"])]
+        for negative in (row["negative_1"], row["negative_2"]):
+            assert negative != row["positive"] and own not in doc_of_text[negative]
+
+
 def test_a_run_that_does_not_beat_the_base_model_writes_nothing(tmp_path: Path):
     cfg = config_file(tmp_path, tmp_path / "data")
     out = tmp_path / "out"
