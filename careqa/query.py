@@ -73,6 +73,10 @@ DEFAULT_GLOSSARY: dict[str, str] = {
     "hrs": "hours",
     "hr": "hour",
     "mins": "minutes",
+    "txt": "text",
+    "txts": "texts",
+    "msg": "message",
+    "msgs": "messages",
     "wk": "week",
     "wks": "weeks",
     "yr": "year",
@@ -114,7 +118,8 @@ _UNITS = re.compile(
     r"times|x|am|pm|a\.m|p\.m|dollars|cents|usd|states|digit|digits)$",
     re.IGNORECASE,
 )
-_TOKEN = re.compile(r"\$?\d+(?:\.\d+)?%?|[A-Za-z0-9]+(?:[/'’-][A-Za-z0-9]+)*%?|[,&#:]")
+#: a dash between words ("Code 79 — Refill too soon", "Reject 25 - verify NPI") is a token: it ends a quantity
+_TOKEN = re.compile(r"\$?\d+(?:\.\d+)?%?|[A-Za-z0-9]+(?:[/'’-][A-Za-z0-9]+)*%?|[,&#:—–]|(?<!\S)-(?!\S)")
 #: alphabetic tokens that look like codes but are ordinary words in agents' questions
 _NOT_CODES = frozenset({"a", "i", "is", "it", "in", "on", "to", "do", "be", "an", "as", "at", "by", "if", "me", "my"})
 _SPLIT_PARTS = re.compile(
@@ -164,6 +169,20 @@ def _looks_like_code(token: str, *, lowercase_ok: bool = False) -> bool:
     if not _CODE_TOKEN.match(token) or token.lower() in _NOT_CODES or token.lower() in ENGLISH_STOP_WORDS:
         return False
     return lowercase_ok or any(ch.isdigit() for ch in token) or token.upper() == token
+
+
+#: "0 refills", "zero refills left": how an agent types what the knowledge base writes "no refills"
+_NONE = re.compile(r"(?<![\w$.,/-])(?:0|zero)\s+(?=[A-Za-z])", re.IGNORECASE)
+
+
+def _no_count(text: str) -> str:
+    """Read "0 refills" as "no refills"; "code 0" stays a code."""
+
+    def none(match: re.Match[str]) -> str:
+        before = text[: match.start()].split()
+        return match.group(0) if before and before[-1].lower() in CODE_WORDS else "no "
+
+    return _NONE.sub(none, text)
 
 
 def expand(text: str, glossary: Mapping[str, str]) -> str:
@@ -283,7 +302,7 @@ class Query:
 def analyse(question: str, glossary: Mapping[str, str], *, known_codes: Iterable[str] = ()) -> Query:
     """Read a question: expand its shorthand, find the codes that bind the answer, its names and its parts."""
     text = " ".join(question.split())
-    expanded = expand(text, glossary)
+    expanded = _no_count(expand(text, glossary))
     codes = tuple(code_mentions(expanded, known=known_codes))
     names = {k: v for k, v in key_names(text, skip=glossary).items() if _canonical(k) not in codes}
     parts = tuple(split_parts(expanded))

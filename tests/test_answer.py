@@ -199,6 +199,14 @@ def test_a_stricter_threshold_for_controlled_substances_is_answered_from_the_ref
     assert all(url.endswith("#refill-too-soon") for url in cited_urls(answer))
 
 
+def test_a_code_sections_heading_binds_it_to_its_code(runtime):
+    # "Code 79 — Refill too soon": the section names code 79 in its heading only, next to a word that
+    # follows quantities ("79 refills"); it is code 79's place, and the one that covers a dose change
+    answer = reader_answer(runtime, "dr upped the dose and the new fill rejected 79, what do i do")
+    assert "dose-change override" in answer.text and "pharmacist" in answer.text
+    assert "procedures/claim-rejection-codes.md#code-79-refill-too-soon" in cited_urls(answer)[0]
+
+
 def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):
     answer = reader_answer(runtime, "how do I transfer a prescription from CVS")
     assert answer.status == "answered" and "Transfers > New transfer in" in answer.text

@@ -40,6 +40,20 @@ def test_quantities_are_never_codes(question):
     assert analyse(question, PHARMACY, known_codes=KB_CODES | {"90"}).codes == ()
 
 
+def test_a_dash_ends_a_quantity_so_a_heading_names_its_code():
+    # "79 Refill" would read as "79 refills"; the dash between them says they are apart
+    assert code_mentions("Claim rejection codes — Code 79 — Refill too soon", known={"79"}) == ["79"]
+    assert code_mentions("Reject 25 - verify NPI", known={"25"}) == ["25"]
+    assert code_mentions("allow 3 refills a year", known={"3"}) == []
+
+
+def test_zero_of_something_reads_as_none_except_as_a_code():
+    assert analyse("bottle says 0 refills, can we", PHARMACY).expanded.startswith("bottle says no refills")
+    assert "no refills left" in analyse("pt has zero refills left", PHARMACY).expanded
+    assert analyse("claim came back code 0 reject", PHARMACY).expanded == "claim came back code 0 reject"
+    assert analyse("copay is $0 now", PHARMACY).expanded == "copay is $0 now"
+
+
 @pytest.mark.parametrize("question", ["claim rejected bc ins", "rejected the med", "pt's claim rejected w/ 88, can i"])
 def test_lower_case_words_after_rejected_are_not_codes(question):
     assert set(analyse(question, PHARMACY).codes) <= {"88"}
@@ -61,6 +75,7 @@ def test_shorthand_is_expanded_as_whole_words_in_any_case():
     assert expand("can C-II meds auto refill", PHARMACY) == "can Schedule II medicines auto refill"
     assert expand("the pattern of paper", PHARMACY) == "the pattern of paper"  # no expansion inside words
     assert expand("on a cruise next wk, back in 2 wks", PHARMACY) == "on a cruise next week, back in 2 weeks"
+    assert expand("do we send reminder txts", PHARMACY) == "do we send reminder texts"
 
 
 def test_names_skip_the_first_word_and_glossary_abbreviations_and_keep_units():
