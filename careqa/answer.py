@@ -179,6 +179,10 @@ class AnswerEngine:
                 if first_sentence_ms is None:
                     first_sentence_ms = (time.perf_counter() - started) * 1000
                 yield SentenceEvent(sentence=sentence)
+        if draft.sentences and reading.rival and len(draft.cited) > 1:
+            draft.notes.append(
+                "Two places in the knowledge base match this question about equally well; both are quoted."
+            )
         if draft.sentences and reading.unmentioned:
             draft.notes.append(f"The knowledge base does not mention {_join(reading.unmentioned)}.")
         if not draft.sentences and not draft.notes:

@@ -311,6 +311,14 @@ class ReaderConfig(StrictModel):
         description="a later part of a two-part question gets a new source only if that source's best sentence is "
         "more than this closer to the part than the sentences already quoted",
     )
+    rival_margin: float = Field(
+        default=0.04,
+        ge=0,
+        le=1,
+        description="when the best place from another source scores within this of the best, and the question is "
+        "not a Q&A pair's own, both are quoted (with a note saying so): the reader cannot tell them apart, and "
+        "quoting the wrong one alone is a wrong answer. 0 quotes the best alone",
+    )
     repeat_similarity: float = Field(
         default=0.8,
         ge=0,

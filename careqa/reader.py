@@ -179,6 +179,7 @@ class Reading:
     unmentioned: list[str] = field(default_factory=list)  # names of the question the quoted units never mention
     best_score: float = -1.0
     confident: bool = False  # a strong match: a pair whose question matches, or a unit far above the bar
+    rival: bool = False  # two places matched about equally and both are quoted
 
     @property
     def found(self) -> bool:
@@ -292,7 +293,9 @@ class Reader:
             return Quote(unit, [s for i in items for s in i.sentences], whole=True)
         if not is_pair and count <= self.config.whole_section_sentences:
             # a short section is one procedure step: quoted whole, nothing the agent needs is cut off
-            return Quote(unit, [s for i in items for s in i.sentences], whole=False)
+            return Quote(
+                unit, self._with_code_heading(unit, [s for i in items for s in i.sentences], codes), whole=False
+            )
         candidates = [i for i in items if len(content_terms(i.text)) >= MIN_CONTENT_TERMS and not i.text.endswith("?")]
         if not candidates:
             return Quote(unit, [], whole=False)
@@ -322,14 +325,19 @@ class Reader:
             if following is not None and following not in chosen and _continues(item, following):
                 chosen.append(following)
         picked = [s for i in sorted(chosen, key=lambda i: i.position) for s in i.sentences]
-        # A section about a code often names it only in its heading: quote the heading too, so the answer
-        # says which code it is about.
-        label = unit.text.split("\n", 1)[0]
-        if wanted and not any(wanted & set(code_mentions(s, known=wanted)) for s in picked):
-            heading = label.split(" — ", 1)[-1]
-            if wanted & set(code_mentions(heading, known=wanted)):
-                picked.insert(0, heading.rstrip(".") + ".")
-        return Quote(unit, picked, whole=False)
+        return Quote(unit, self._with_code_heading(unit, picked, codes), whole=False)
+
+    @staticmethod
+    def _with_code_heading(unit: Passage, picked: list[str], codes: Sequence[str]) -> list[str]:
+        """A section about a code often names it only in its heading ("Code 79 — Refill too soon"): the heading
+        is quoted first when no picked sentence names the question's code, so the answer says which code."""
+        wanted = set(codes)
+        if not wanted or any(wanted & set(code_mentions(s, known=wanted)) for s in picked):
+            return picked
+        heading = unit.text.split("\n", 1)[0].split(" — ", 1)[-1]
+        if wanted & set(code_mentions(heading, known=wanted)):
+            return [heading.rstrip(".") + ".", *picked]
+        return picked
 
     # -- the whole reading ------------------------------------------------------------------------------
 
@@ -355,6 +363,21 @@ class Reader:
             return best
         left_out = content_terms(text) - FRAMING_TERMS - content_terms(unit_text(unit))
         return section if left_out & content_terms(passage_body(section.unit)) else best
+
+    def _rival(self, best: ScoredUnit, qualifying: Sequence[ScoredUnit]) -> ScoredUnit | None:
+        """The best unit from another place when it scores within ``rival_margin`` of ``best``.
+
+        Sibling sections of one procedure ("Transfers in" and "Transfers out", "Signature required" and "Lost
+        packages") share most of their words, and the reader's scores for them differ by less than its errors.
+        Quoting the wrong one alone is a wrong answer; quoting both, each with its source, lets the agent see
+        which one answers. A Q&A pair whose question the agent asked (``curated_match``) has no rival.
+        """
+        margin = self.config.rival_margin
+        if margin <= 0 or (best.unit.question_similarity or -1.0) >= self.curated_match:
+            return None
+        place = best.unit.source_url or best.unit.doc_id
+        rival = next((s for s in qualifying if (s.unit.source_url or s.unit.doc_id) != place), None)
+        return rival if rival is not None and rival.score >= best.score - margin else None
 
     def _answered(self, reading: Reading, vector: Sequence[float], best: ScoredUnit) -> bool:
         """Whether a later part of the question is already answered by what the earlier parts quote.
@@ -427,6 +450,10 @@ class Reader:
                 continue
             # codes this unit does not name are answered by the best unit that does
             chosen = [best]
+            rival = self._rival(best, qualifying) if len(parts) == 1 else None
+            if rival is not None:
+                chosen.append(rival)
+                reading.rival = True
             for code in part_codes:
                 if code not in best.codes:
                     other = next((s for s in ranked if code in s.codes and self.qualifies(s, min_score)), None)

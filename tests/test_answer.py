@@ -91,7 +91,7 @@ def test_a_curated_pair_for_another_code_is_not_returned(runtime):
     answer = engine_with(runtime, model).ask(
         "pharmacy", "The claim came back with code 79, what do I tell the patient?"
     )
-    assert "79" in answer.text and "75" not in answer.text
+    assert "79" in answer.text and "75" not in answer.text, answer.text
 
 
 def test_canada_with_the_real_local_model(runtime):
@@ -205,6 +205,28 @@ def test_a_code_sections_heading_binds_it_to_its_code(runtime):
     answer = reader_answer(runtime, "dr upped the dose and the new fill rejected 79, what do i do")
     assert "dose-change override" in answer.text and "pharmacist" in answer.text
     assert "procedures/claim-rejection-codes.md#code-79-refill-too-soon" in cited_urls(answer)[0]
+
+
+def test_two_places_the_reader_cannot_tell_apart_are_both_quoted_with_a_note(runtime):
+    # "Transfers out" and "What cannot be transferred" score within reader.rival_margin of each other
+    question = "pt wants to transfer their metformin from walgreens but the bottle says 0 refills, can we still do it"
+    answer = reader_answer(runtime, question)
+    urls = cited_urls(answer)
+    assert len(urls) == 2 and any(url.endswith("#what-cannot-be-transferred") for url in urls)
+    assert "no refills remaining" in answer.text
+    assert answer.note.startswith("Two places in the knowledge base match this question about equally well")
+    reader = runtime.settings.reader.model_copy(update={"rival_margin": 0.0})
+    settings = runtime.settings.model_copy(update={"reader": reader})
+    alone = AnswerEngine(
+        settings,
+        runtime.retriever,
+        ExplodingChatModel(responses=["never"]),
+        GroundingGuard(runtime.embeddings, settings.guard),
+        models={"embedding": "e", "llm": "fake"},
+        base_model=True,
+        answer_mode="reader",
+    ).ask("pharmacy", question)
+    assert len(cited_urls(alone)) == 1 and "Two places" not in (alone.note or "")
 
 
 def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):

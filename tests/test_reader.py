@@ -132,3 +132,14 @@ def test_a_sentence_that_restates_a_quoted_one_is_left_out_unless_it_names_somet
     reading = Reading(quotes=[Quote(PAIR, [PAIR_SAYS, STANDARD], whole=True)])
     quote = r._without_repeats(Quote(SECTION, [SECTION_SAYS, URGENT, AGENTS], whole=True), reading)
     assert quote.sentences == [URGENT, AGENTS] and not quote.whole
+
+
+def test_a_place_scoring_within_the_rival_margin_is_quoted_too_unless_a_pair_matches_the_question():
+    r = reader()  # rival_margin 0.04
+    best, near, same_place = scored(OTHER, 0.90), scored(PAIR, 0.87), scored(OTHER.model_copy(), 0.89)
+    assert r._rival(best, [best, same_place, near]) is near  # the same place is no rival
+    assert r._rival(best, [best, scored(PAIR, 0.85)]) is None  # clearly behind
+    matching = scored(PAIR.model_copy(update={"question_similarity": 0.9}), 0.95)
+    assert r._rival(matching, [matching, scored(OTHER, 0.94)]) is None  # the agent asked the pair's own question
+    off = Reader(None, ReaderConfig(rival_margin=0), min_evidence=0.3, curated_match=0.8)  # type: ignore[arg-type]
+    assert off._rival(best, [best, near]) is None
