@@ -480,7 +480,8 @@ def eval_answers(
                 _, model_embeddings, model_index = runtime.embedding_model(name)
                 ingest_kb(kb, settings.data_dir, index=model_index, embeddings=model_embeddings, tenant=tenant)
         engines = [(spec, ae.engine_for(runtime, spec)) for spec in specs]
-        runtime.warm_up()  # latency is measured per answer, not per model load
+        # latency is measured per answer, not per model load; the LLM loads only if a configuration calls it
+        runtime.warm_up(llm=any(spec.answer_mode != "reader" for spec in specs))
     except ModelInvocationError as exc:  # a CareQAError too, but a failure (1), not a refusal (2)
         raise _fail(str(exc)) from None
     except (CareQAError, FileNotFoundError) as exc:

@@ -196,9 +196,12 @@ class Runtime:
             raise ConfigError(f"{config_name} has no local stand-in: name the SageMaker endpoint that serves it")
         return config, EndpointChatModel.from_config(config, _transport(ref, config))
 
-    def warm_up(self) -> None:
-        """Load local models now rather than on the first question."""
-        for transport in (self.embeddings.transport, self.chat_model.transport):
+    def warm_up(self, *, llm: bool = True) -> None:
+        """Load local models now rather than on the first question (the LLM too unless ``llm`` is false: the
+        reader never calls it)."""
+        for transport in (
+            (self.embeddings.transport, self.chat_model.transport) if llm else (self.embeddings.transport,)
+        ):
             container = getattr(transport, "container", None)
             if container is not None:
                 container.warm_up()

@@ -134,7 +134,13 @@ JUDGED = [
 ]  # fmt: skip
 
 
-def test_eval_answers_scores_each_question_and_reports_bad_lines_and_the_guard(tmp_path):
+def test_eval_answers_scores_each_question_and_reports_bad_lines_and_the_guard(tmp_path, monkeypatch):
+    from endpoints.local import GenerationContainer
+
+    def no_llm(*_args, **_kwargs):
+        raise AssertionError("the reader never calls the LLM: it must not load")
+
+    monkeypatch.setattr(GenerationContainer, "_load", no_llm)
     judged = tmp_path / "judged.jsonl"
     lines = [json.dumps(q) for q in JUDGED]
     lines.insert(1, '{"id": "bad", "tenant": "pharmacy", "question": "x", "answerable": "maybe"}')
