@@ -155,7 +155,9 @@ class AnswerEngine:
         query = analyse(question, glossary, known_codes=known)
 
         t0 = time.perf_counter()
-        reading = self.reader.read(query, self._parts(tenant, query, retrieval), known, tenant_cfg.min_score)
+        reading = self.reader.read(
+            query, self._parts(tenant, query, retrieval), known, tenant_cfg.min_score, tenant_cfg.min_lexical
+        )
         timings.read_ms = (time.perf_counter() - t0) * 1000
 
         draft = _Draft()

@@ -104,6 +104,14 @@ class TenantConfig(StrictModel):
         "knowledge base holds a close-looking passage for almost any question and needs a higher bar; calibrate "
         "it with `careqa eval answers --configs reader:reader.min_score=...` on the tenant's judged questions",
     )
+    min_lexical: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="the reader's lexical bar for this tenant (default: reader.min_lexical). On a large knowledge "
+        "base the best BM25 hit is often a document that repeats one rare word, and typos miss it: calibrate with "
+        "`careqa eval answers --configs reader:reader.min_lexical=...`",
+    )
 
     @field_validator("glossary")
     @classmethod
@@ -318,6 +326,14 @@ class ReaderConfig(StrictModel):
         description="when the best place from another source scores within this of the best, and the question is "
         "not a Q&A pair's own, both are quoted (with a note saying so): the reader cannot tell them apart, and "
         "quoting the wrong one alone is a wrong answer. 0 quotes the best alone",
+    )
+    min_lexical: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="the best place must reach this share of the best BM25 score among the candidates, unless the "
+        "question is a Q&A pair's own: a place the question's meaning points to but its words do not is where the "
+        'embedding model confuses sibling topics; the answer is then "not found". 0 turns the check off',
     )
     repeat_similarity: float = Field(
         default=0.8,

@@ -18,8 +18,9 @@ Choosing the place (a *unit*: a Q&A pair, or one section chunk of a document):
    "early refill window", "real time"), weighted by how few of the candidate units contain it. Words alone
    say what a question is about; phrases say which part of it: "refill too soon" and "no refills left"
    share their words with half of a pharmacy's knowledge base, and their phrases with one section each.
-3. **Evidence bar**: the best unit must reach ``retrieval.min_evidence`` in similarity and
-   ``reader.min_score`` in score, or the answer is "not found".
+3. **Evidence bar**: the best unit must reach ``retrieval.min_evidence`` in similarity,
+   ``reader.min_score`` in score and ``reader.min_lexical`` of the best BM25 score (unless the question is a
+   Q&A pair's own), or the answer is "not found".
 
 Choosing the sentences: a pair's answer is quoted whole when it is short (it was written as the answer);
 from a section or a long answer, the sentences closest to the question (similarity plus shared content
@@ -270,6 +271,20 @@ class Reader:
         bar = self.config.min_score if min_score is None else min_score
         return best.unit.similarity >= self.min_evidence and best.score >= bar
 
+    def _worded(self, best: ScoredUnit, min_lexical: float | None = None) -> bool:
+        """Whether the question's words, not only its meaning, point to the best place.
+
+        BM25 and the embedding model fail differently: MiniLM scores sibling topics alike ("is the telehealth
+        doctor the same one", the pair on how to join a telehealth visit; a pharmacy-PA question asked of the
+        clinic, its intake forms), while the words of the question point elsewhere. A place with under
+        ``min_lexical`` (a tenant's own bar, else the config's) of the best BM25 score among the candidates is
+        not answered from, unless the question is the Q&A pair's own: the reader cannot tell which one answers,
+        and "not found" is a correct answer.
+        """
+        if (best.unit.question_similarity or -1.0) >= self.curated_match:
+            return True
+        return best.unit.lexical >= (self.config.min_lexical if min_lexical is None else min_lexical)
+
     # -- choosing the sentences -------------------------------------------------------------------------
 
     def quote(
@@ -423,10 +438,12 @@ class Reader:
         parts: Sequence[tuple[str, Sequence[float], Sequence[Passage]]],
         known_codes: set[str],
         min_score: float | None = None,
+        min_lexical: float | None = None,
     ) -> Reading:
         """Read each part of a question (text, vector, candidate units) and join the quotes.
 
-        ``min_score`` is the tenant's bar for a unit to answer from (default: ``reader.min_score``).
+        ``min_score`` and ``min_lexical`` are the tenant's bars for a unit to answer from (default:
+        ``reader.min_score``, ``reader.min_lexical``).
         """
         reading = Reading()
         used: set[str] = set()
@@ -443,7 +460,7 @@ class Reader:
                 continue
             qualifying = [s for s in ranked if self.qualifies(s, min_score)]
             reading.best_score = max(reading.best_score, ranked[0].score)
-            if not qualifying:
+            if not qualifying or not self._worded(qualifying[0], min_lexical):
                 continue
             best = self._source_section(qualifying[0], ranked, text)
             if best.unit.chunk_id in used or self._answered(reading, vector, best):

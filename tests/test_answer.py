@@ -229,6 +229,27 @@ def test_two_places_the_reader_cannot_tell_apart_are_both_quoted_with_a_note(run
     assert len(cited_urls(alone)) == 1 and "Two places" not in (alone.note or "")
 
 
+def test_a_place_only_the_questions_meaning_points_to_is_not_answered_from(runtime):
+    # asked of the clinic, "PA" is a physician assistant; MiniLM's closest place is the intake forms section
+    # ("at least 48 hours before the first visit"), which shares none of the question's words
+    question = "pts ozempic needs a PA, she wants to know how long itll take for the dr to get it approved by her ins"
+    answer = reader_answer(runtime, question, tenant="clinic")
+    assert answer.status == "not_found" and "48 hours" not in answer.text
+    # a tenant's own lexical bar replaces the reader's (here: off, and the intake section answers)
+    tenants = [t.model_copy(update={"min_lexical": 0.0}) if t.id == "clinic" else t for t in runtime.settings.tenants]
+    lax = runtime.settings.model_copy(update={"tenants": tenants})
+    engine = AnswerEngine(
+        lax,
+        runtime.retriever,
+        ExplodingChatModel(responses=["never"]),
+        GroundingGuard(runtime.embeddings, lax.guard),
+        models={"embedding": "e", "llm": "fake"},
+        base_model=True,
+        answer_mode="reader",
+    )
+    assert "48 hours" in engine.ask("clinic", question).text
+
+
 def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):
     answer = reader_answer(runtime, "how do I transfer a prescription from CVS")
     assert answer.status == "answered" and "Transfers > New transfer in" in answer.text

@@ -143,3 +143,14 @@ def test_a_place_scoring_within_the_rival_margin_is_quoted_too_unless_a_pair_mat
     assert r._rival(matching, [matching, scored(OTHER, 0.94)]) is None  # the agent asked the pair's own question
     off = Reader(None, ReaderConfig(rival_margin=0), min_evidence=0.3, curated_match=0.8)  # type: ignore[arg-type]
     assert off._rival(best, [best, near]) is None
+
+
+def test_a_place_the_questions_words_do_not_point_to_is_not_answered_from_unless_its_question_was_asked():
+    r = reader()  # min_lexical 0.3
+    assert r._worded(scored(OTHER.model_copy(update={"lexical": 0.3}), 0.9))
+    assert not r._worded(scored(OTHER.model_copy(update={"lexical": 0.26}), 0.9))
+    # the agent asked the pair's own question: its meaning is enough, whatever words were used
+    assert r._worded(scored(PAIR.model_copy(update={"lexical": 0.0, "question_similarity": 0.85}), 0.9))
+    assert not r._worded(scored(PAIR.model_copy(update={"lexical": 0.0}), 0.9))
+    off = Reader(None, ReaderConfig(min_lexical=0), min_evidence=0.3, curated_match=0.8)  # type: ignore[arg-type]
+    assert off._worded(scored(OTHER.model_copy(update={"lexical": 0.0}), 0.9))
