@@ -95,6 +95,13 @@ def test_two_part_questions_are_split_and_one_part_questions_are_not():
         "what do i tell the patient",
     ]
     assert split_parts("can patients pay cash and skip insurance") == ["can patients pay cash and skip insurance"]
+    # after "and", an auxiliary opens a second question only before its subject
+    assert split_parts("when do we send the reminder texts and can they confirm by replying") == [
+        "when do we send the reminder texts",
+        "can they confirm by replying",
+    ]
+    one = "she works from home and would rather not come in, can that be video"
+    assert split_parts(one) == [one]
 
 
 def test_code_mentions_require_capitals_for_bare_letter_codes():
