@@ -195,6 +195,8 @@ class Scored:
     generate_ms: float
     called_llm: bool
     answer: str = ""
+    #: words the agent reads (citation marks left out); 0 when nothing was answered
+    words: int = 0
 
     def to_dict(self, *, with_answer: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -250,6 +252,7 @@ class ConfigScore:
         u = Counter(s.verdict for s in unanswerable)
         latencies = [s.latency_ms for s in self.per_question.values() if s.verdict != "error"]
         firsts = [s.first_sentence_ms for s in self.per_question.values() if s.first_sentence_ms is not None]
+        lengths = [float(s.words) for s in self.per_question.values() if s.words]
         wrong_why = Counter(r.split(":", 1)[0] for s in answerable if s.verdict == "wrong" for r in s.reasons)
 
         def share(count: int, total: int) -> float:
@@ -273,12 +276,23 @@ class ConfigScore:
             "llm_calls": sum(s.called_llm for s in self.per_question.values()),
             "latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)},
             "first_sentence_ms": {"p50": percentile(firsts, 0.5), "p95": percentile(firsts, 0.95)},
+            # an agent reads the answer mid-chat: its length is part of what it costs them
+            "answer_words": {"p50": percentile(lengths, 0.5), "p90": percentile(lengths, 0.9)},
             "cost_per_1000_answers": self.cost_per_1000,
             "cost_basis": self.cost_basis,
         }
 
 
 AskFn = Callable[[str, str], Answer]
+
+_CITATION_MARK = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def answer_words(answer: Answer) -> int:
+    """How many words an answered question's text holds (its citation marks left out); 0 for "not found"."""
+    if answer.status != "answered":
+        return 0
+    return len(re.findall(r"[A-Za-z0-9$%]+(?:['’.][A-Za-z0-9]+)*", _CITATION_MARK.sub(" ", answer.text)))
 
 
 def run_config(
@@ -307,6 +321,7 @@ def run_config(
             generate_ms=answer.timings.generate_ms,
             called_llm=answer.timings.generate_ms > 0,
             answer=answer.text,
+            words=answer_words(answer),
         )
     return result
 
@@ -315,7 +330,7 @@ def format_table(results: Sequence[ConfigScore], questions: Sequence[JudgedAnswe
     """One row per configuration: answerable verdicts, unanswerable verdicts, modes, latency and cost."""
     header = (
         f"{'configuration':<24} {'correct':>8} {'wrong':>6} {'abst.':>6} │ {'abst.':>6} {'harml.':>6} {'forbid.':>7} │ "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'1st p50':>7} │ {'$/1k':>7}  modes"
+        f"{'p50 ms':>7} {'p95 ms':>7} {'1st p50':>7} │ {'words':>5} │ {'$/1k':>7}  modes"
     )
     lines = [header, "─" * len(header)]
     for r in results:
@@ -328,12 +343,13 @@ def format_table(results: Sequence[ConfigScore], questions: Sequence[JudgedAnswe
             f"{r.name:<24} {a['correct_share']:>8.1%} {a['wrong_share']:>6.1%} {a['abstained_share']:>6.1%} │ "
             f"{u['abstained']:>6} {u['harmless']:>6} {u['forbidden']:>7} │ "
             f"{s['latency_ms']['p50']:>7.0f} {s['latency_ms']['p95']:>7.0f} "
-            f"{first if first == first else 0:>7.0f} │ {cost}  {modes}"
+            f"{first if first == first else 0:>7.0f} │ {s['answer_words']['p50']:>5.0f} │ {cost}  {modes}"
         )
     n_a = sum(q.answerable for q in questions)
     lines.append(
         f"answerable: {n_a} questions (shares); unanswerable: {len(questions) - n_a} (counts). "
-        "wrong = answered but not correct; forbid. = an unanswerable question answered with a forbidden statement."
+        "wrong = answered but not correct; forbid. = an unanswerable question answered with a forbidden statement; "
+        "words = median words of an answer given."
     )
     return "\n".join(lines)
 

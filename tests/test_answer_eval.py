@@ -9,6 +9,7 @@ from careqa.answer_eval import (
     ConfigScore,
     JudgedAnswer,
     Scored,
+    answer_words,
     apply_overrides,
     flip_negation,
     load_judged,
@@ -177,6 +178,18 @@ def test_summary_counts_verdicts_and_shares_per_kind():
     summary = score.summary(qs)
     assert summary["answerable"]["correct"] == 1 and summary["answerable"]["correct_share"] == 0.5
     assert summary["unanswerable"]["forbidden"] == 1
+
+
+def test_answer_length_counts_the_words_an_agent_reads():
+    text = "Code 75 means prior authorization (PA) required. [1] Transfers are free of charge. [1, 2]"
+    assert answer_words(answer(text)) == 12  # "[1]" and "[1, 2]" are not words
+    assert answer_words(answer("Mail orders take 3 to 5 business days; $12.95 for expedited. [2]")) == 11
+    assert answer_words(answer("Not found in the knowledge base.", status="not_found")) == 0
+    qs = [judged(id="a"), judged(id="b"), judged(id="c")]
+    score = ConfigScore("reader", "reader")
+    for qid, words in [("a", 40), ("b", 0), ("c", 60)]:
+        score.per_question[qid] = Scored(qid, "correct", [], "curated", 1.0, None, 0.0, False, "", words)
+    assert score.summary(qs)["answer_words"]["p50"] == 50  # "not found" is no answer to measure
 
 
 def test_scripted_wrong_sentences_change_what_they_claim():
