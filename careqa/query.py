@@ -122,12 +122,13 @@ _UNITS = re.compile(
 _TOKEN = re.compile(r"\$?\d+(?:\.\d+)?%?|[A-Za-z0-9]+(?:[/'’-][A-Za-z0-9]+)*%?|[,&#:—–]|(?<!\S)-(?!\S)")
 #: alphabetic tokens that look like codes but are ordinary words in agents' questions
 _NOT_CODES = frozenset({"a", "i", "is", "it", "in", "on", "to", "do", "be", "an", "as", "at", "by", "if", "me", "my"})
-#: "and" opens a second question with a question word, or with an auxiliary before its subject ("and is her
-#: copay different"); "she works from home and would rather not come in" goes on with the same clause
+#: "and" opens a second question with a question word or an auxiliary ("and is her copay different", "and do cash
+#: purchases count"), but not an auxiliary that goes on with the same clause ("she works from home and would rather
+#: not come in")
 _SPLIT_PARTS = re.compile(
     r"\?\s+(?=\S)|;\s*|\s+(?:and|also|plus)\s+(?=(?:how|what|when|where|who|why|which|whats|what's)\b|"
-    r"(?:can|could|does|do|is|are|should|will|would)\s+(?:i|we|you|he|she|it|they|that|this|there|the|a|an|her|his|"
-    r"their|my|our|its|patients?|someone|somebody|anyone|anybody)\b)",
+    r"(?:can|could|does|do|is|are|should|will|would)\b(?!\s+(?:rather|like|love|prefer|not|never|also|just|still|"
+    r"really|be|have|get|need|want|go|come)\b))",
     re.IGNORECASE,
 )
 _KEY_STOP = frozenset(

@@ -95,10 +95,14 @@ def test_two_part_questions_are_split_and_one_part_questions_are_not():
         "what do i tell the patient",
     ]
     assert split_parts("can patients pay cash and skip insurance") == ["can patients pay cash and skip insurance"]
-    # after "and", an auxiliary opens a second question only before its subject
+    # after "and", an auxiliary opens a second question, unless it goes on with the same clause
     assert split_parts("when do we send the reminder texts and can they confirm by replying") == [
         "when do we send the reminder texts",
         "can they confirm by replying",
+    ]
+    assert split_parts("can a discount card be used with insurance, and do cash purchases count") == [
+        "can a discount card be used with insurance",
+        "do cash purchases count",
     ]
     one = "she works from home and would rather not come in, can that be video"
     assert split_parts(one) == [one]
