@@ -302,6 +302,13 @@ class ReaderConfig(StrictModel):
         default=0.1, ge=0, le=1, description="added when the question names a unit's heading (two words or more)"
     )
     sentence_cache: int = Field(default=50_000, ge=0, description="knowledge-base sentence embeddings remembered")
+    answer_type_weight: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description='added to a unit that states a time ("3 days before", "5 p.m.") when the question asks when '
+        "or how long",
+    )
     name_weight: float = Field(
         default=0.05, ge=0, le=1, description="added for the share of the question's names a unit contains"
     )

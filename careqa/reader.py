@@ -12,7 +12,8 @@ Choosing the place (a *unit*: a Q&A pair, or one section chunk of a document):
    not in the knowledge base: "not found", whatever else is similar.
 2. **Score** = cosine similarity of question and unit (a pair's better of its question and answer) +
    ``lexical_weight`` x its BM25 share + ``name_weight`` x the share of the question's names it contains +
-   ``phrase_weight`` x the share of the question's phrases it contains (below), then + ``sentence_weight`` x
+   ``phrase_weight`` x the share of the question's phrases it contains (below), + ``answer_type_weight`` when
+   the question asks when or how long and the unit states a time, then + ``sentence_weight`` x
    the similarity of its sentence closest to the question for the ``rerank_units`` best.
    A *phrase* is two content words next to each other, or apart by at most two stop words ("refill too soon",
    "early refill window", "real time"), weighted by how few of the candidate units contain it. Words alone
@@ -67,6 +68,20 @@ _META = re.compile(
 #: a line in capitals with no full stop: a heading of a plain-text document
 _HEADING_LINE = re.compile(r"^[A-Z0-9][A-Z0-9 ,&/'’()-]{2,80}$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+#: a question that asks for a time or a duration ("when do we send the reminder texts", "how long does it take")
+_ASKS_TIME = re.compile(
+    r"\b(?:how long|how soon|how fast|how quickly|what time|how many (?:days|hours|weeks|months)|by when|until when|"
+    r"whens|when (?:do|does|did|is|are|was|will|would|can|could|should|its|it's))\b",
+    re.IGNORECASE,
+)
+#: a time or a duration stated: "3 days before", "within 24 hours", "7 to 10 business days", "5 p.m.", "Saturday"
+_STATES_TIME = re.compile(
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve)(?:\s*(?:-|to|–|or)\s*\d+)?\s*"
+    r"(?:business |calendar |working )?(?:minutes?|hours?|days?|weeks?|months?|years?)\b|"
+    r"\b\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am|pm)|\bnoon\b|"
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\bsame day\b|\bnext business day\b",
+    re.IGNORECASE,
+)
 #: how a sentence that goes on about the previous one begins
 _CONTINUATION = re.compile(r"^(?:it|its|this|that|these|those|they|then|otherwise|if so|if not|meanwhile)\b", re.I)
 
@@ -260,6 +275,11 @@ class Reader:
 
     def _score(self, query: Query, unit: Passage) -> float:
         score = unit.similarity + self.config.lexical_weight * unit.lexical
+        # the expected answer type: a question asking when or how long is answered by a place that states a time
+        # ("when do we send the reminder texts": the pair on cancelling mentions the reminder text, the section
+        # on scheduling says 3 days and 1 day before)
+        if self.config.answer_type_weight and _ASKS_TIME.search(query.text) and _STATES_TIME.search(unit.text):
+            score += self.config.answer_type_weight
         if query.names:
             terms = content_terms(unit_text(unit))
             hits = sum(1 for name in query.names if content_terms(name) <= terms)

@@ -250,6 +250,13 @@ def test_a_place_only_the_questions_meaning_points_to_is_not_answered_from(runti
     assert "48 hours" in engine.ask("clinic", question).text
 
 
+def test_a_question_asking_when_is_answered_by_the_place_that_says_when(runtime):
+    # the pair on cancelling mentions "replying to the reminder text"; the scheduling section says when they go out
+    answer = reader_answer(runtime, "pt keeps forgetting appts, when do we send the reminder txts", tenant="clinic")
+    assert "3 days before and 1 day before" in answer.text
+    assert any(url.endswith("#scheduling-an-appointment") for url in cited_urls(answer))
+
+
 def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):
     answer = reader_answer(runtime, "how do I transfer a prescription from CVS")
     assert answer.status == "answered" and "Transfers > New transfer in" in answer.text

@@ -1,5 +1,7 @@
 """The reader's choice of the place that answers, on hand-made units (the sample-KB behaviour is in test_answer)."""
 
+import pytest
+
 from careqa.config import ReaderConfig
 from careqa.reader import Reader, ScoredUnit, phrase_shares
 from careqa.types import Passage
@@ -154,3 +156,17 @@ def test_a_place_the_questions_words_do_not_point_to_is_not_answered_from_unless
     assert not r._worded(scored(PAIR.model_copy(update={"lexical": 0.0}), 0.9))
     off = Reader(None, ReaderConfig(min_lexical=0), min_evidence=0.3, curated_match=0.8)  # type: ignore[arg-type]
     assert off._worded(scored(OTHER.model_copy(update={"lexical": 0.0}), 0.9))
+
+
+def test_a_question_asking_when_prefers_a_place_that_states_a_time():
+    from careqa.query import Query
+
+    r = reader()  # answer_type_weight 0.1
+    timed = OTHER.model_copy(update={"text": "Reminders — Texts\nA text reminder is sent 3 days before the visit."})
+    untimed = OTHER.model_copy(update={"text": "Reminders — Texts\nPatients can reply to the reminder text."})
+    when = Query(text="when do we send the reminder texts", expanded="", codes=(), names={}, parts=())
+    assert r._score(when, timed) - r._score(when, untimed) == pytest.approx(0.1)
+    # "what happens when" asks what, not when; a question asking something else gets no bonus either
+    for text in ("what happens when the reminder text bounces", "can they reply to the reminder text"):
+        asked = Query(text=text, expanded="", codes=(), names={}, parts=())
+        assert r._score(asked, timed) == r._score(asked, untimed)
