@@ -94,27 +94,48 @@ class _Item:
     paragraph: int
     bullet: bool
     position: int = 0
+    #: the sentence a list item's list opens with ("New patients should arrive 15 minutes early and bring:")
+    lead: str | None = None
 
     @property
     def text(self) -> str:
         return " ".join(self.sentences)
 
 
-def _items(body: str) -> list[_Item]:
+def _items(body: str, heading: str | None = None) -> list[_Item]:
+    """What a unit's body says, item by item; a list right under the section's ``heading`` has it as its lead-in."""
     items: list[_Item] = []
+    lead: str | None = f"{heading.rstrip(':.')}:" if heading else None
     for paragraph, line in enumerate(body.splitlines()):
         if _HEADING_LINE.match(line.strip()):
+            lead = None
             continue  # a plain-text heading ("HSA AND FSA RECEIPTS") names a topic, it says nothing about it
-        sentences = [s for s in split_sentences(line) if not s.rstrip().endswith(":") and not _META.match(s)]
+        every = split_sentences(line)
+        if every and not _BULLET.match(line):
+            # a prose line ending in ":" opens the list that follows it; it is quoted with the items quoted
+            last = every[-1]
+            lead = last if last.rstrip().endswith(":") and not _META.match(last) else None
+        sentences = [s for s in every if not s.rstrip().endswith(":") and not _META.match(s)]
         if not sentences:
             continue
         if _BULLET.match(line):
-            items.append(_Item(sentences, paragraph, True))
+            items.append(_Item(sentences, paragraph, True, lead=lead))
         else:
             items.extend(_Item([s], paragraph, False) for s in sentences)
     for position, item in enumerate(items):
         item.position = position
     return items
+
+
+def _quoted(items: Sequence[_Item]) -> list[str]:
+    """The items' sentences in order, each list's lead-in before its first quoted item: "A photo ID." alone does
+    not say that new patients bring it, nor that they should arrive 15 minutes early."""
+    out: list[str] = []
+    for item in items:
+        if item.lead is not None and item.lead not in out:
+            out.append(item.lead)
+        out.extend(item.sentences)
+    return out
 
 
 def _continues(item: _Item, following: _Item) -> bool:
@@ -316,8 +337,8 @@ class Reader:
         names: Sequence[str] = (),
     ) -> Quote:
         unit = scored.unit
-        items = _items(passage_body(unit))
         is_pair = unit.kind in _PAIR_KINDS
+        items = _items(passage_body(unit), None if is_pair else unit_heading(unit))
         # "Yes." answers the pair's own question; it answers the agent's only if the two questions match
         verdict = is_pair and items and _VERDICT.match(items[0].sentences[0])
         if verdict and (unit.question_similarity or -1.0) < self.curated_match:
@@ -325,12 +346,10 @@ class Reader:
             items = [i for i in items if i.sentences]
         count = sum(len(i.sentences) for i in items)
         if is_pair and count <= self.config.whole_answer_sentences:
-            return Quote(unit, [s for i in items for s in i.sentences], whole=True)
+            return Quote(unit, _quoted(items), whole=True)
         if not is_pair and count <= self.config.whole_section_sentences:
             # a short section is one procedure step: quoted whole, nothing the agent needs is cut off
-            return Quote(
-                unit, self._with_code_heading(unit, [s for i in items for s in i.sentences], codes), whole=False
-            )
+            return Quote(unit, self._with_code_heading(unit, _quoted(items), codes), whole=False)
         candidates = [i for i in items if len(content_terms(i.text)) >= MIN_CONTENT_TERMS and not i.text.endswith("?")]
         if not candidates:
             return Quote(unit, [], whole=False)
@@ -359,7 +378,7 @@ class Reader:
             following = items[item.position + 1] if item.position + 1 < len(items) else None
             if following is not None and following not in chosen and _continues(item, following):
                 chosen.append(following)
-        picked = [s for i in sorted(chosen, key=lambda i: i.position) for s in i.sentences]
+        picked = _quoted(sorted(chosen, key=lambda i: i.position))
         return Quote(unit, self._with_code_heading(unit, picked, codes), whole=False)
 
     @staticmethod

@@ -170,3 +170,27 @@ def test_a_question_asking_when_prefers_a_place_that_states_a_time():
     for text in ("what happens when the reminder text bounces", "can they reply to the reminder text"):
         asked = Query(text=text, expanded="", codes=(), names={}, parts=())
         assert r._score(asked, timed) == r._score(asked, untimed)
+
+
+def test_a_quoted_list_item_comes_with_the_sentence_or_heading_that_opens_its_list():
+    from careqa.reader import _items, _quoted
+
+    body = (
+        "The first visit is 40 minutes.\n\nNew patients should arrive 15 minutes early and bring:\n\n"
+        "- A photo ID.\n- Their insurance card.\n\nRecords usually arrive within 10 business days."
+    )
+    items = _items(body)
+    assert [i.text for i in items][1:3] == ["A photo ID.", "Their insurance card."]
+    lead = "New patients should arrive 15 minutes early and bring:"
+    assert _quoted(items) == [
+        "The first visit is 40 minutes.",
+        lead,
+        "A photo ID.",
+        "Their insurance card.",
+        items[3].text,
+    ]
+    assert _quoted([items[2]]) == [lead, "Their insurance card."]  # the lead-in once, before its first item
+    assert _quoted([items[0], items[3]]) == [items[0].text, items[3].text]  # prose has no lead-in
+    # a list right under the heading has the heading as its lead-in
+    under = _items("- Expired prescriptions.\n- Schedule II prescriptions.", "What cannot be transferred")
+    assert _quoted(under[1:]) == ["What cannot be transferred:", "Schedule II prescriptions."]
