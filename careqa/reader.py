@@ -508,7 +508,9 @@ class Reader:
             chosen = [best]
             rival = self._rival(best, qualifying) if len(parts) == 1 else None
             if rival is not None:
-                chosen.append(rival)
+                # the section a pair was written from stands in for the pair and may score below its rival:
+                # the answer opens with the place that scores best
+                chosen = [rival, best] if rival.score > best.score else [best, rival]
                 reading.rival = True
             for code in part_codes:
                 if code not in best.codes:

@@ -257,6 +257,15 @@ def test_a_question_asking_when_is_answered_by_the_place_that_says_when(runtime)
     assert any(url.endswith("#scheduling-an-appointment") for url in cited_urls(answer))
 
 
+def test_of_two_places_quoted_the_one_scoring_best_comes_first(runtime):
+    # the transfer-fee pair gives way to the section it was written from, which scores below the billing page
+    answer = reader_answer(
+        runtime, "pt wants their yearly rx statement mailed instead of downloading it, do we charge anything for that"
+    )
+    assert cited_urls(answer)[0] == "procedures/insurance-and-billing.txt"
+    assert answer.text.index("mail a printed statement") < answer.text.index("Transfers are free of charge")
+
+
 def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):
     answer = reader_answer(runtime, "how do I transfer a prescription from CVS")
     assert answer.status == "answered" and "Transfers > New transfer in" in answer.text
