@@ -53,7 +53,7 @@ def tune_embeddings(
         int | None, typer.Option("--batch-size", min=2, help="pairs per step, in-batch negatives (default: 64 / 8)")
     ] = None,
     learning_rate: Annotated[
-        float | None, typer.Option("--learning-rate", min=0.0, help="default: 3e-5, 1e-4 for a small KB")
+        float | None, typer.Option("--learning-rate", min=0.0, help="default: 5e-5, 1e-4 for a small KB")
     ] = None,
     symmetric: Annotated[
         bool, typer.Option("--symmetric/--one-way", help="also rank questions for each answer in the batch")

@@ -106,7 +106,7 @@ class TuneOptions:
     def resolved(self, pairs: int, documents: int) -> TuneOptions:
         """Settings for a knowledge base of ``pairs`` training pairs from ``documents`` documents.
 
-        A large one (MedQuAD's 17,841 pairs) learns enough in one pass of 64-pair batches at 3e-5 and holds out
+        A large one (MedQuAD's 17,841 pairs) learns enough in one pass of 64-pair batches at 5e-5 and holds out
         a tenth; a small one (the sample pharmacy's 100 or so) needs three passes of 8-pair batches at 1e-4 to
         move, and a third of its documents held out to measure anything.
         """
@@ -115,7 +115,7 @@ class TuneOptions:
             self,
             epochs=self.epochs if self.epochs is not None else (3.0 if small else 1.0),
             batch_size=self.batch_size or (8 if small else 64),
-            learning_rate=self.learning_rate if self.learning_rate is not None else (1e-4 if small else 3e-5),
+            learning_rate=self.learning_rate if self.learning_rate is not None else (1e-4 if small else 5e-5),
             validation_fraction=self.validation_fraction or (0.3 if documents < 300 else 0.1),
             hard_negative_skip=self.hard_negative_skip if self.hard_negative_skip is not None else (2 if small else 10),
         )

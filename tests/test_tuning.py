@@ -213,6 +213,6 @@ def test_settings_follow_the_size_of_the_knowledge_base_unless_given():
 
     small, large = TuneOptions().resolved(131, 77), TuneOptions().resolved(17_841, 17_841)
     assert (small.epochs, small.batch_size, small.learning_rate, small.validation_fraction) == (3.0, 8, 1e-4, 0.3)
-    assert (large.epochs, large.batch_size, large.learning_rate, large.validation_fraction) == (1.0, 64, 3e-5, 0.1)
+    assert (large.epochs, large.batch_size, large.learning_rate, large.validation_fraction) == (1.0, 64, 5e-5, 0.1)
     given = TuneOptions(epochs=2.0, batch_size=32, learning_rate=5e-5, validation_fraction=0.2).resolved(131, 77)
     assert (given.epochs, given.batch_size, given.learning_rate, given.validation_fraction) == (2.0, 32, 5e-5, 0.2)
