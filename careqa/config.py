@@ -369,6 +369,12 @@ class GuardConfig(StrictModel):
         le=1,
         description="a sentence with numbers: share of its content words in the one passage sentence holding them",
     )
+    min_clause_coverage: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="share of each clause's content words that one passage sentence must hold (0: not checked)",
+    )
     topic_margin: float = Field(
         default=0.05,
         ge=0,

@@ -225,11 +225,33 @@ def negation_conflict(sentence: str, sources: Sequence[str]) -> bool:
     """
     clauses = [(content_terms(c) - _NEGATION_TERMS, _negations(c)) for s in sources for c in _NEGATION_CLAUSE.split(s)]
     for clause in _NEGATION_CLAUSE.split(sentence):
+        # a clause of one content word counts too: "if there is not no update after 2 business days" splits
+        # at "after", and its negations are all in "there is not no update"
         terms = content_terms(clause) - _NEGATION_TERMS
-        if len(terms) < 2:
+        if not terms:
             continue
         overlap, negations = max(((len(terms & t) / len(terms | t), n) for t, n in clauses if t), default=(0.0, 0))
         if overlap >= 0.3 and negations != _negations(clause):
+            return True
+    return False
+
+
+def unsupported_clause(sentence: str, sources: Sequence[str], min_share: float) -> bool:
+    """Whether a clause of ``sentence`` has under ``min_share`` of its content words in any one source sentence.
+
+    A sentence can restate its passage closely enough overall and still add a claim of its own: "marks the
+    prescription inactive so it can be filled in two places" against a passage that never says what marking
+    it inactive is for, or "which insurance does cover" after a fee the passage says nothing more of. Every
+    clause with two content words or more must be stated by some sentence of the passage.
+    """
+    if min_share <= 0:
+        return False
+    stated = [content_terms(s) - _NEGATION_TERMS for s in sources]
+    for clause in _NEGATION_CLAUSE.split(sentence):
+        terms = content_terms(clause) - _NEGATION_TERMS
+        if len(terms) < 2:
+            continue
+        if max((len(terms & t) / len(terms) for t in stated), default=0.0) < min_share:
             return True
     return False
 
@@ -386,6 +408,9 @@ class GroundingGuard:
                         expected, restates = expected + _negations(text), True
                 if (restates and _negations(sentence) != expected) or negation_conflict(sentence, view.sentences):
                     fallback_reason = "contradicts the passage's negation"
+                    continue
+                if unsupported_clause(sentence, view.sentences, self.config.min_clause_coverage):
+                    fallback_reason = "adds a clause that no passage sentence states"
                     continue
                 if allowed is not None and n not in allowed:
                     fallback_reason = "true, but from a passage that answers another question"

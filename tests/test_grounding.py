@@ -81,6 +81,48 @@ def test_a_flipped_negation_is_dropped(guard):
     assert not check.supported
 
 
+TRANSFER_OUT = passage(
+    "Our pharmacist gives the details and marks the prescription inactive at Northwind, and the remaining refills "
+    "move with it. Controlled substances in Schedule II cannot be transferred.",
+    "Transfers out",
+    3,
+)
+
+
+def test_a_clause_no_passage_sentence_states_drops_the_sentence(embeddings):
+    made_up = (
+        "Our pharmacist gives the details and marks the prescription inactive at Northwind so it can be filled "
+        "in two places."
+    )
+    [kept] = GroundingGuard(embeddings, GuardConfig(min_clause_coverage=0)).check(made_up, [TRANSFER_OUT])
+    assert kept.supported  # close to the passage overall: similarity and coverage alone let it through
+    guard = GroundingGuard(embeddings, GuardConfig())
+    [check] = guard.check(made_up, [TRANSFER_OUT])
+    assert not check.supported and "clause" in check.reason
+    [fine] = guard.check(
+        "Our pharmacist marks the prescription inactive at Northwind, and the remaining refills move with it.",
+        [TRANSFER_OUT],
+    )
+    assert fine.supported  # each clause restates one sentence of the passage
+
+
+def test_a_negation_added_to_a_clause_of_one_word_is_dropped(guard):
+    pa = passage(
+        "If there is no update after 2 business days, call the prescriber's office to confirm the request was "
+        "submitted; the patient can also call the member services number on their card.",
+        "Prior authorization",
+        4,
+    )
+    said = (
+        "If there is no update after 2 business days, call the prescriber's office to confirm the request was "
+        "submitted."
+    )
+    [kept] = guard.check(said, [pa])
+    assert kept.supported
+    [check] = guard.check(said.replace("is no update", "is not no update"), [pa])
+    assert not check.supported and "negation" in check.reason
+
+
 def test_a_true_sentence_that_does_not_answer_the_question_is_dropped(guard, embeddings):
     query = embeddings.embed_query("How long does expedited delivery take?")
     checks = guard.check(
