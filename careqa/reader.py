@@ -433,13 +433,15 @@ class Reader:
         rival = next((s for s in qualifying if (s.unit.source_url or s.unit.doc_id) != place), None)
         return rival if rival is not None and rival.score >= best.score - margin else None
 
-    def _answered(self, reading: Reading, vector: Sequence[float], best: ScoredUnit) -> bool:
-        """Whether a later part of the question is already answered by what the earlier parts quote.
+    def _answered(self, reading: Reading, text: str, vector: Sequence[float], best: ScoredUnit) -> bool:
+        """Whether a later part of the question (``text``) is already answered by what the earlier parts quote.
 
         "When is the statement available and how long does the mail take": the statement's section says how
         long the mailed statement takes; a second source (standard delivery times) would only contradict it.
-        A new unit is quoted for a part only if its best sentence (or, for a Q&A pair, its question) is clearly
-        closer to the part.
+        A new unit is quoted for a part if the part names something no quoted sentence mentions and the unit
+        does ("is a tele visit the same copay? and if pt cancels morning of is she charged": the cost section
+        quoted says the cancellation policy applies, the cancellation section says what it charges); otherwise
+        only if its best sentence (or, for a Q&A pair, its question) is clearly closer to the part.
         """
         quoted = [s for q in reading.quotes for s in q.sentences]
         if not quoted or best.sentence_similarity is None:
@@ -448,6 +450,9 @@ class Reader:
             q.unit.kind in _PAIR_KINDS and q.unit.source_url == best.unit.source_url for q in reading.quotes
         ):
             return False  # the section a quoted pair summarises cannot contradict it; it may say what the pair left out
+        asked = content_terms(text) - FRAMING_TERMS - content_terms(" ".join(quoted))
+        if asked & content_terms(passage_body(best.unit)):
+            return False
         covered = max(_dot(vector, v) for v in self.embed(quoted))
         # a Q&A pair answers what its question asks, whatever its sentences look like ("Usually not.")
         offered = max(best.sentence_similarity, best.unit.question_similarity or -1.0)
@@ -502,7 +507,7 @@ class Reader:
             if not qualifying or not self._worded(qualifying[0], min_lexical):
                 continue
             best = self._source_section(qualifying[0], ranked, text)
-            if best.unit.chunk_id in used or self._answered(reading, vector, best):
+            if best.unit.chunk_id in used or self._answered(reading, text, vector, best):
                 continue
             # codes this unit does not name are answered by the best unit that does
             chosen = [best]

@@ -113,10 +113,23 @@ def test_the_section_a_quoted_pair_summarises_still_answers_a_later_part():
     part = [1.0, 0.0]  # "can I file it for them": as close to the pair's sentence as to the section's best
     r = with_vectors({PAIR_SAYS: [1.0, 0.0]})
     best = ScoredUnit(section, 0.9, set(), sentence_similarity=0.7)
-    assert not r._answered(reading, part, best)
+    assert not r._answered(reading, "can I file it for them", part, best)
     # another source is quoted for a later part only if it is clearly closer to it than what is quoted
     other = ScoredUnit(OTHER, 0.9, set(), sentence_similarity=0.7)
-    assert r._answered(reading, part, other)
+    assert r._answered(reading, "can I file it for them", part, other)
+
+
+def test_a_later_part_naming_what_nothing_quoted_mentions_gets_the_source_that_does():
+    from careqa.reader import Quote, Reading
+
+    reading = Reading(quotes=[Quote(PAIR, [PAIR_SAYS], whole=True)])
+    part = [1.0, 0.0]  # the part's vector is as close to what is quoted as to the new source
+    r = with_vectors({PAIR_SAYS: [1.0, 0.0]})
+    other = ScoredUnit(OTHER, 0.9, set(), sentence_similarity=0.7)
+    # "vacation": nothing quoted says it, the other source does
+    assert not r._answered(reading, "and what about a vacation", part, other)
+    # a word neither says does not make the part new
+    assert r._answered(reading, "and what about a cruise", part, other)
 
 
 def test_a_sentence_that_restates_a_quoted_one_is_left_out_unless_it_names_something_new():
