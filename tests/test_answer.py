@@ -50,6 +50,19 @@ def test_every_answer_sentence_cites_a_listed_source(runtime):
     assert answer.sentences and all(s.citations and set(s.citations) <= numbers for s in answer.sentences)
 
 
+def test_two_passages_of_one_document_at_one_link_are_one_source(runtime):
+    # a plain-text procedure has no sections: both parts of this question quote it, at the same link
+    answer = runtime.engine.ask(
+        "pharmacy",
+        "pt says copay is too high, can i lower it for them? also they have a coupon card from the drug maker "
+        "and their ins is thru their employer, can they use both",
+    )
+    cited = [s for s in answer.sources if s.cited]
+    assert any(s.url == "procedures/insurance-and-billing.txt" for s in cited), cited
+    assert len({(s.doc_id, s.url) for s in cited}) == len(cited), [(s.n, s.url) for s in cited]
+    assert {n for s in answer.sentences for n in s.citations} == {s.n for s in cited}
+
+
 def test_a_question_outside_the_knowledge_base_is_not_found_without_calling_the_model(runtime):
     answer = engine_with(runtime, ExplodingChatModel(responses=["never"])).ask(
         "pharmacy", "What is the capital of France?"
