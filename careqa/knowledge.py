@@ -201,7 +201,8 @@ def html_to_markdown(html: str) -> tuple[str | None, str | None, str]:
     for el in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "td", "pre"]):
         if el.find_parent(["li", "td", "pre"]) and el.name != "pre":
             continue
-        text = " ".join(el.get_text(" ", strip=True).split())
+        # inline tags are joined with a space, which lands before punctuation ("<strong>Filling</strong>: ...")
+        text = re.sub(r" (?=[,.;:!?)])", "", " ".join(el.get_text(" ", strip=True).split()))
         if not text:
             continue
         if el.name in {"h1", "h2", "h3", "h4"}:

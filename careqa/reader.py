@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from langchain_core.embeddings import Embeddings
+from rapidfuzz.distance import OSA
 
 from careqa.config import ReaderConfig
 from careqa.grounding import (
@@ -82,6 +83,17 @@ _STATES_TIME = re.compile(
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\bsame day\b|\bnext business day\b",
     re.IGNORECASE,
 )
+#: a list item that defines a term the knowledge base uses as a label ("Filling: the medicine is being prepared
+#: and checked by a pharmacist.", a status, a plan tier, a form's field)
+_DEFINES = re.compile(r"^(?P<term>[A-Z][\w'’/-]*(?: [\w'’/-]+){0,3}): +\S")
+#: the words before a label that the question quotes rather than uses: "app says filling", "stuck on in review",
+#: "status is shipped" (not "pt hasn't received it", nor "finished filling at 1:30")
+_NAMES_LABEL = re.compile(
+    r"(?:^|\s)(?:says|said|shows|showed|showing|reads|status(?: is| says| of)?|stuck (?:on|in|at)|marked(?: as)?|"
+    r"set to|changed to|went to|moved to)$"
+)
+#: words this long match a label with one typo ("still says recieved")
+_TYPO_LENGTH = 5
 #: how a sentence that goes on about the previous one begins
 _CONTINUATION = re.compile(r"^(?:it|its|this|that|these|those|they|then|otherwise|if so|if not|meanwhile)\b", re.I)
 
@@ -148,6 +160,26 @@ def _continues(item: _Item, following: _Item) -> bool:
         return True
     match = re.match(r"^The (\w+)", text)
     return bool(match) and content_terms(match.group(1)) <= content_terms(item.text)
+
+
+def _same_word(asked: str, defined: str) -> bool:
+    return asked == defined or (len(defined) >= _TYPO_LENGTH and OSA.distance(asked, defined) <= 1)
+
+
+def names_label(question: str, term: str) -> bool:
+    """Whether the question names ``term`` as a label the agent sees ("app still says recieved", "stuck on in
+    review", "filling status"), not as a word of its own sentence ("she hasn't received it"). One typo is allowed
+    in a word of five letters or more (optimal string alignment distance, rapidfuzz)."""
+    words = re.findall(r"[\w'’]+", question.lower())
+    wanted = term.lower().split()
+    for at in range(len(words) - len(wanted) + 1):
+        if not all(_same_word(w, t) for w, t in zip(words[at : at + len(wanted)], wanted, strict=True)):
+            continue
+        before = " ".join(words[max(0, at - 3) : at])
+        after = words[at + len(wanted)] if at + len(wanted) < len(words) else ""
+        if _NAMES_LABEL.search(before) or after == "status":
+            return True
+    return False
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
@@ -476,6 +508,34 @@ class Reader:
         kept = [s for s, v in zip(quote.sentences, self.embed(quote.sentences), strict=True) if not restates(s, v)]
         return quote if len(kept) == len(quote.sentences) else Quote(quote.unit, kept, whole=False)
 
+    def _definitions(
+        self, text: str, parts: Sequence[tuple[str, Sequence[float], Sequence[Passage]]], reading: Reading
+    ) -> list[Quote]:
+        """What the labels the question names mean, where a candidate unit defines them in a list item.
+
+        An agent reads the order's status off the screen ("app has said filling since this am, she wants the
+        tracking #"): the answer is in the place about tracking numbers, and what "Filling" means (not shipped
+        yet) is in the list of statuses, which no similarity picks for a question about tracking. A label binds
+        like a code: the item that defines it is quoted first, unless a quoted sentence already says it.
+        """
+        definitions: list[Quote] = []
+        seen: set[str] = set()
+        for _, _, units in parts:
+            for unit in units:
+                if unit.chunk_id in seen or unit.kind in _PAIR_KINDS:
+                    continue
+                seen.add(unit.chunk_id)
+                for item in _items(passage_body(unit)):
+                    defines = _DEFINES.match(item.sentences[0]) if item.bullet else None
+                    if defines is None or any(item.sentences[0] in d.sentences for d in definitions):
+                        continue
+                    if not names_label(text, defines.group("term")):
+                        continue
+                    quote = self._without_repeats(Quote(unit, list(item.sentences), whole=False), reading)
+                    if quote.sentences:
+                        definitions.append(quote)
+        return definitions
+
     def read(
         self,
         query: Query,
@@ -533,6 +593,7 @@ class Reader:
                 question_match = best.unit.question_similarity or -1.0
                 reading.confident = question_match >= self.curated_match or (best.score >= self.config.confident_score)
         if reading.quotes:
+            reading.quotes[:0] = self._definitions(query.text, parts, reading)
             quoted = " ".join(f"{q.unit.title} {q.unit.question or ''} {q.unit.text}" for q in reading.quotes)
             terms = content_terms(quoted)
             reading.unmentioned = [name for key, name in query.names.items() if not content_terms(key) <= terms]

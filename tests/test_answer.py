@@ -414,3 +414,10 @@ def test_input_errors_raise_before_any_event(runtime):
     stream = runtime.engine.stream("pharmacy", "   ")
     with pytest.raises(InvalidQuestionError):
         next(stream)
+
+
+def test_a_status_the_agent_reads_off_the_screen_is_explained_with_what_was_asked(runtime):
+    # the tracking section answers; the status list says what "Filling" means: nothing has shipped yet
+    answer = runtime.engine.ask("pharmacy", "order status says filling, pt wants the tracking number, where is it")
+    assert answer.sentences[0].text.startswith("Filling: the medicine is being prepared"), answer.text
+    assert "tracking number appears" in answer.text, answer.text

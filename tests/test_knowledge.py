@@ -151,3 +151,14 @@ def test_hidden_files_are_skipped(tmp_path):
     root = kb(tmp_path, {"refills.md": DOC, ".DS_Store": b"\x00\x01", ".git/config": "x"})
     result = load_folder(root, "pharmacy")
     assert result.rejections == [] and len(result.records) == 1
+
+
+def test_an_html_list_item_with_a_bold_term_reads_as_the_term_and_its_definition():
+    # get_text joins inline elements with a space; "Filling : the medicine" is not how the page reads
+    from careqa.knowledge import html_to_markdown
+
+    _, _, body = html_to_markdown(
+        "<html><body><ul><li><strong>Filling</strong>: being prepared, <em>checked</em>.</li></ul>"
+        "<p>Call <a href='tel:1'>us</a>, or write.</p></body></html>"
+    )
+    assert body.splitlines() == ["- Filling: being prepared, checked.", "Call us, or write."]

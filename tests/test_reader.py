@@ -3,7 +3,7 @@
 import pytest
 
 from careqa.config import ReaderConfig
-from careqa.reader import Reader, ScoredUnit, phrase_shares
+from careqa.reader import Quote, Reader, Reading, ScoredUnit, names_label, phrase_shares
 from careqa.types import Passage
 
 
@@ -207,3 +207,49 @@ def test_a_quoted_list_item_comes_with_the_sentence_or_heading_that_opens_its_li
     # a list right under the heading has the heading as its lead-in
     under = _items("- Expired prescriptions.\n- Schedule II prescriptions.", "What cannot be transferred")
     assert _quoted(under[1:]) == ["What cannot be transferred:", "Schedule II prescriptions."]
+
+
+@pytest.mark.parametrize(
+    ("question", "term", "named"),
+    [
+        ("app has said filling on pts mail order since this am", "Filling", True),
+        ("pts order been stuck on in review since yesterday", "In review", True),
+        ("pt asked yesterday, app still says recieved. is that normal", "Received", True),  # one typo
+        ("what does the ready for pickup status mean", "Ready for pickup", True),
+        ("the order says shipped but patient hasn't received it", "Received", False),  # a verb, not the label
+        ("her mail order just finished filling at 1:30", "Filling", False),
+        ("app says filing", "Filling", True),
+        ("app says fill", "Filling", False),  # a short word must be the label's own
+        ("order says shipped", "In review", False),
+    ],
+)
+def test_a_label_counts_as_named_when_the_question_quotes_it_off_the_screen(question, term, named):
+    assert names_label(question, term) is named
+
+
+def test_a_label_the_question_quotes_is_defined_first_from_the_list_item_that_defines_it():
+    statuses = unit(
+        4,
+        "section",
+        "Order status — Order statuses\nEvery order moves through these statuses.\n"
+        "- Received: the order has been placed and is waiting to start.\n"
+        "- Filling: the medicine is being prepared and checked by a pharmacist.",
+        url="status.html#order-statuses",
+    )
+    tracking = unit(
+        5, "section", "Order status — Tracking numbers\nThe tracking number appears once it ships.", url="t"
+    )
+    ships = "The tracking number appears once it ships."
+    filling = "Filling: the medicine is being prepared and checked by a pharmacist."
+    said = "Filling means a pharmacist is preparing and checking the medicine."
+    r = with_vectors({ships: [1.0, 0.0], filling: [0.0, 1.0], said: [0.0, 1.0]})
+    question = "app has said filling since this am, where is the tracking number"
+    parts = [(question, [], [tracking, statuses]), (question, [], [statuses])]  # the same unit found twice
+    found = r._definitions(question, parts, Reading(quotes=[Quote(tracking, [ships], whole=False)]))
+    assert [(q.unit.chunk_id, q.sentences) for q in found] == [(statuses.chunk_id, [filling])]
+    # a quoted sentence that already says what the label means is not repeated
+    assert r._definitions(question, parts, Reading(quotes=[Quote(tracking, [ships, said], whole=False)])) == []
+    # a question that uses the word, not the label, gets no definition
+    assert (
+        r._definitions("she hasn't received it", parts, Reading(quotes=[Quote(tracking, [ships], whole=False)])) == []
+    )
