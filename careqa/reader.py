@@ -490,6 +490,22 @@ class Reader:
         offered = max(best.sentence_similarity, best.unit.question_similarity or -1.0)
         return covered >= offered - self.config.part_overlap_margin
 
+    @staticmethod
+    def _extend(reading: Reading, quote: Quote) -> None:
+        """Add to the quote of the same unit what ``quote`` (another part's reading of it) adds, in the unit's order.
+
+        "pt asked us to transfer her bp med from walgreens, is that normal? how long do transfers usually take":
+        both parts are answered by the section on transfers in; the first part's sentences (how to ask) do not
+        say how long, the second's do ("Most transfers in are completed within 1 business day.").
+        """
+        earlier = next((q for q in reading.quotes if q.unit.chunk_id == quote.unit.chunk_id), None)
+        if earlier is None or set(quote.sentences) <= set(earlier.sentences):
+            return
+        order = _quoted(_items(passage_body(quote.unit), unit_heading(quote.unit)))
+        merged = set(earlier.sentences) | set(quote.sentences)
+        earlier.sentences = [s for s in order if s in merged] + [s for s in earlier.sentences if s not in order]
+        earlier.whole = False
+
     def _without_repeats(self, quote: Quote, reading: Reading) -> Quote:
         """The quote less the sentences that restate one already quoted: at least ``repeat_similarity`` similar,
         with no number, code or name the earlier sentence lacks ("within 24 hours" does not restate "within 72
@@ -567,7 +583,10 @@ class Reader:
             if not qualifying or not self._worded(qualifying[0], min_lexical):
                 continue
             best = self._source_section(qualifying[0], ranked, text)
-            if best.unit.chunk_id in used or self._answered(reading, text, vector, best):
+            if best.unit.chunk_id in used:
+                self._extend(reading, self.quote(text, vector, best, part_codes, list(query.names)))
+                continue
+            if self._answered(reading, text, vector, best):
                 continue
             # codes this unit does not name are answered by the best unit that does
             chosen = [best]

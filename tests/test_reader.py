@@ -253,3 +253,17 @@ def test_a_label_the_question_quotes_is_defined_first_from_the_list_item_that_de
     assert (
         r._definitions("she hasn't received it", parts, Reading(quotes=[Quote(tracking, [ships], whole=False)])) == []
     )
+
+
+def test_a_later_part_answered_by_a_quoted_unit_adds_its_own_sentences_in_the_units_order():
+    how = "A patient can ask to move a prescription by phone or in the app."
+    long = "Most transfers in are completed within 1 business day."
+    closed = "If the other pharmacy is closed, the transfer is completed the next business day."
+    section = unit(6, "section", f"Transfers — Transfers in\n{how} {long} {closed}", url="transfers.md#transfers-in")
+    reading = Reading(quotes=[Quote(section, [how, closed], whole=False)])
+    Reader._extend(reading, Quote(section, [long, closed], whole=False))
+    assert reading.quotes[0].sentences == [how, long, closed]
+    Reader._extend(reading, Quote(section, [closed], whole=False))  # nothing new: unchanged
+    assert reading.quotes[0].sentences == [how, long, closed]
+    Reader._extend(reading, Quote(OTHER, ["A vacation override lets a patient refill early."], whole=False))
+    assert len(reading.quotes) == 1 and reading.quotes[0].sentences == [how, long, closed]
