@@ -159,7 +159,8 @@ def _continues(item: _Item, following: _Item) -> bool:
     if _CONTINUATION.match(text):
         return True
     match = re.match(r"^The (\w+)", text)
-    return bool(match) and content_terms(match.group(1)) <= content_terms(item.text)
+    named = content_terms(match.group(1)) if match else set()
+    return bool(named) and named <= content_terms(item.text)  # "The first visit ..." names nothing
 
 
 def _same_word(asked: str, defined: str) -> bool:
@@ -390,7 +391,9 @@ class Reader:
         wanted = set(codes)
         rows = []
         for item, vector in zip(candidates, vectors, strict=True):
-            terms = content_terms(item.text)
+            # a list item is quoted with the sentence that opens its list, and says what that sentence says
+            # ("... should arrive 15 minutes early and bring:" / "A list of current medicines ...")
+            terms = content_terms(f"{item.lead or ''} {item.text}")
             overlap = len(question_terms & terms) / max(len(question_terms), 1)
             value = _dot(query_vector, vector) + self.config.sentence_lexical_weight * overlap
             if wanted and wanted & set(code_mentions(item.text, known=wanted)):

@@ -267,3 +267,31 @@ def test_a_later_part_answered_by_a_quoted_unit_adds_its_own_sentences_in_the_un
     assert reading.quotes[0].sentences == [how, long, closed]
     Reader._extend(reading, Quote(OTHER, ["A vacation override lets a patient refill early."], whole=False))
     assert len(reading.quotes) == 1 and reading.quotes[0].sentences == [how, long, closed]
+
+
+def test_a_sentence_opening_with_the_and_a_word_that_names_nothing_does_not_go_on_about_the_previous_one():
+    from careqa.reader import _continues, _Item
+
+    forms = _Item(["The forms cover health history and current medicines."], 0, False)
+    assert not _continues(forms, _Item(["The first visit is scheduled for 40 minutes."], 0, False))
+    assert _continues(forms, _Item(["The forms take ten minutes to complete."], 0, False))
+
+
+def test_a_list_item_shares_the_words_of_the_sentence_that_opens_its_list():
+    filler = [
+        f"Clinic rule number {w} applies to every visit booked online."
+        for w in ("one", "two", "three", "four", "five", "six")
+    ]
+    portal = "New patients complete their intake forms in the portal before the visit."
+    lead = "New patients should arrive early and bring:"
+    meds = "A list of current medicines, with doses."
+    photo = "A photo identity card issued by any state."
+    body = "\n".join([" ".join([portal, *filler]), lead, f"- {meds}", f"- {photo}"])
+    section = unit(7, "section", f"Appointments — New patient intake\n{body}", url="appointments.md#intake")
+    table = {portal: [0.7, 0.714, 0.0], meds: [0.3, 0.0, 0.954], photo: [0.0, 0.0, 1.0]}
+    table.update({f: [0.0, 1.0, 0.0] for f in filler})
+    quote = with_vectors(table).quote(
+        "does she still need to bring a list of medicines", [1.0, 0.0, 0.0], scored(section, 1), []
+    )
+    # similarity alone puts the item 0.4 below the portal sentence; "bring" is in its list's opening sentence
+    assert quote.sentences == [portal, lead, meds]
