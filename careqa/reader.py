@@ -494,6 +494,21 @@ class Reader:
         return covered >= offered - self.config.part_overlap_margin
 
     @staticmethod
+    def _elsewhere(
+        reading: Reading, parts: Sequence[tuple[str, Sequence[float], Sequence[Passage]]], text: str, best: ScoredUnit
+    ) -> bool:
+        """Whether a later part that names almost nothing of its own ("do we charge anything for that") would be
+        answered from a place about something else than what the earlier parts asked.
+
+        Such a part is about the earlier part's subject ("pt wants their yearly statement mailed ..."): a place
+        that shares none of the earlier parts' words answers another question ("Transfers are free of charge.").
+        """
+        if not reading.quotes or len(content_terms(text) - FRAMING_TERMS) >= 2:
+            return False
+        earlier = set().union(*(content_terms(t) for t, _, _ in parts if t != text)) - FRAMING_TERMS
+        return not earlier & content_terms(unit_text(best.unit))
+
+    @staticmethod
     def _extend(reading: Reading, quote: Quote) -> None:
         """Add to the quote of the same unit what ``quote`` (another part's reading of it) adds, in the unit's order.
 
@@ -589,7 +604,7 @@ class Reader:
             if best.unit.chunk_id in used:
                 self._extend(reading, self.quote(text, vector, best, part_codes, list(query.names)))
                 continue
-            if self._answered(reading, text, vector, best):
+            if self._answered(reading, text, vector, best) or self._elsewhere(reading, parts, text, best):
                 continue
             # codes this unit does not name are answered by the best unit that does
             chosen = [best]

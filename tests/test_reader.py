@@ -295,3 +295,15 @@ def test_a_list_item_shares_the_words_of_the_sentence_that_opens_its_list():
     )
     # similarity alone puts the item 0.4 below the portal sentence; "bring" is in its list's opening sentence
     assert quote.sentences == [portal, lead, meds]
+
+
+def test_a_later_part_that_names_nothing_of_its_own_is_answered_only_from_a_place_about_the_earlier_parts():
+    statement = unit(8, "section", "Billing — Statements\nA yearly statement can be mailed.", url="billing.txt")
+    transfers = unit(9, "section", "Transfers — Common questions\nTransfers are free of charge.", url="transfers.md")
+    first = "patient wants their yearly statement mailed instead of downloading it"
+    parts = [(first, [], [statement]), ("do we charge anything for that", [], [transfers])]
+    reading = Reading(quotes=[Quote(statement, ["A yearly statement can be mailed."], whole=False)])
+    assert Reader._elsewhere(reading, parts, "do we charge anything for that", scored(transfers, 1))
+    assert not Reader._elsewhere(reading, parts, "do we charge anything for that", scored(statement, 1))
+    # a part that says what it asks about is read on its own
+    assert not Reader._elsewhere(reading, parts, "are prescription transfers free of charge", scored(transfers, 1))
