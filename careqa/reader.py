@@ -167,20 +167,23 @@ def _same_word(asked: str, defined: str) -> bool:
     return asked == defined or (len(defined) >= _TYPO_LENGTH and OSA.distance(asked, defined) <= 1)
 
 
-def names_label(question: str, term: str) -> bool:
-    """Whether the question names ``term`` as a label the agent sees ("app still says recieved", "stuck on in
-    review", "filling status"), not as a word of its own sentence ("she hasn't received it"). One typo is allowed
-    in a word of five letters or more (optimal string alignment distance, rapidfuzz)."""
+def _mentions(question: str, term: str) -> list[tuple[str, str]]:
+    """Where the question says ``term`` (one typo allowed in a word of five letters or more: optimal string
+    alignment distance, rapidfuzz): the three words before each mention, and the word after it."""
     words = re.findall(r"[\w'’]+", question.lower())
     wanted = term.lower().split()
+    found = []
     for at in range(len(words) - len(wanted) + 1):
-        if not all(_same_word(w, t) for w, t in zip(words[at : at + len(wanted)], wanted, strict=True)):
-            continue
-        before = " ".join(words[max(0, at - 3) : at])
-        after = words[at + len(wanted)] if at + len(wanted) < len(words) else ""
-        if _NAMES_LABEL.search(before) or after == "status":
-            return True
-    return False
+        if all(_same_word(w, t) for w, t in zip(words[at : at + len(wanted)], wanted, strict=True)):
+            after = words[at + len(wanted)] if at + len(wanted) < len(words) else ""
+            found.append((" ".join(words[max(0, at - 3) : at]), after))
+    return found
+
+
+def names_label(question: str, term: str) -> bool:
+    """Whether the question names ``term`` as a label the agent sees ("app still says recieved", "stuck on in
+    review", "filling status"), not as a word of its own sentence ("she hasn't received it")."""
+    return any(_NAMES_LABEL.search(before) or after == "status" for before, after in _mentions(question, term))
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
@@ -493,6 +496,31 @@ class Reader:
         offered = max(best.sentence_similarity, best.unit.question_similarity or -1.0)
         return covered >= offered - self.config.part_overlap_margin
 
+    def _misread(
+        self, text: str, vector: Sequence[float], scored: ScoredUnit, codes: Sequence[str], names: Sequence[str]
+    ) -> bool:
+        """Whether all a unit would say is what labels mean that the question uses as words of its own.
+
+        "pt hasn't received her order yet, its been 6 days" finds the list of order statuses, whose "Received:
+        the order has been placed and is waiting to start." shares its words; the question does not name the
+        status (it would say "app says received", or ask what it means), and the place about late packages
+        answers it. Such a unit is passed over for the next one.
+        """
+        if scored.unit.kind in _PAIR_KINDS or re.search(r"\bmean", text, re.IGNORECASE):
+            return False
+        said = set(self.quote(text, vector, scored, codes, names).sentences)
+        picked = [i for i in _items(passage_body(scored.unit)) if said & set(i.sentences)]
+        if not picked:
+            return False
+        for item in picked:
+            defines = _DEFINES.match(item.sentences[0]) if item.bullet else None
+            if defines is None:
+                return False
+            term = defines.group("term")
+            if not _mentions(text, term) or names_label(text, term):
+                return False
+        return True
+
     @staticmethod
     def _elsewhere(
         reading: Reading, parts: Sequence[tuple[str, Sequence[float], Sequence[Passage]]], text: str, best: ScoredUnit
@@ -598,6 +626,8 @@ class Reader:
                 continue
             qualifying = [s for s in ranked if self.qualifies(s, min_score)]
             reading.best_score = max(reading.best_score, ranked[0].score)
+            while qualifying and self._misread(text, vector, qualifying[0], part_codes, list(query.names)):
+                qualifying = qualifying[1:]
             if not qualifying or not self._worded(qualifying[0], min_lexical):
                 continue
             best = self._source_section(qualifying[0], ranked, text)

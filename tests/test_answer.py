@@ -421,3 +421,12 @@ def test_a_status_the_agent_reads_off_the_screen_is_explained_with_what_was_aske
     answer = runtime.engine.ask("pharmacy", "order status says filling, pt wants the tracking number, where is it")
     assert answer.sentences[0].text.startswith("Filling: the medicine is being prepared"), answer.text
     assert "tracking number appears" in answer.text, answer.text
+
+
+@pytest.mark.parametrize(
+    "question", ["pt hasnt received her order yet, its been 6 days", "pt still hasn't recieved her mail order"]
+)
+def test_a_status_word_used_as_a_verb_is_not_answered_with_what_the_status_means(runtime, question):
+    # "Received: the order has been placed and is waiting to start." shares the word, not the question
+    answer = runtime.engine.ask("pharmacy", question)
+    assert "waiting to start" not in answer.text, answer.text
