@@ -334,6 +334,14 @@ class ReaderConfig(StrictModel):
         "not a Q&A pair's own, both are quoted (with a note saying so): the reader cannot tell them apart, and "
         "quoting the wrong one alone is a wrong answer. 0 quotes the best alone",
     )
+    code_evidence: float = Field(
+        default=0.25,
+        ge=-1,
+        le=1,
+        description="the similarity a code's own place (its section heading, or a Q&A pair's title or question, "
+        'names every code the question names) needs instead of retrieval.min_evidence: "pt got a 70 on her '
+        'ozempic what now" is about code 70 whatever else it says',
+    )
     min_lexical: float = Field(
         default=0.3,
         ge=0,

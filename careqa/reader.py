@@ -19,7 +19,8 @@ Choosing the place (a *unit*: a Q&A pair, or one section chunk of a document):
    "early refill window", "real time"), weighted by how few of the candidate units contain it. Words alone
    say what a question is about; phrases say which part of it: "refill too soon" and "no refills left"
    share their words with half of a pharmacy's knowledge base, and their phrases with one section each.
-3. **Evidence bar**: the best unit must reach ``retrieval.min_evidence`` in similarity,
+3. **Evidence bar**: the best unit must reach ``retrieval.min_evidence`` in similarity (``code_evidence`` for
+   the place whose heading names every code asked),
    ``reader.min_score`` in score and ``reader.min_lexical`` of the best BM25 score (unless the question is a
    Q&A pair's own), or the answer is "not found".
 
@@ -348,6 +349,23 @@ class Reader:
         bar = self.config.min_score if min_score is None else min_score
         return best.unit.similarity >= self.min_evidence and best.score >= bar
 
+    def _code_place(self, scored: ScoredUnit, codes: Sequence[str]) -> bool:
+        """Whether a unit is the place of the codes the question names, close enough to answer from.
+
+        A short message about a code ("pt got a 70 on her ozempic what now") is mostly words the code's place does
+        not have, and its similarity falls under the evidence bar although the code says what it asks. The
+        place whose heading (a Q&A pair's title or question) names every code asked needs only
+        ``code_evidence``; a place that mentions the code in passing still needs the full bar.
+        """
+        if not codes:
+            return False
+        unit = scored.unit
+        # a section's heading path ("Claim rejection codes — Code 70 — Product or service not covered")
+        named = f"{unit.title}\n{unit.question or ''}" if unit.kind in _PAIR_KINDS else unit.text.split("\n", 1)[0]
+        if not set(codes) <= set(code_mentions(named, known=set(codes))):
+            return False
+        return unit.similarity >= self.config.code_evidence
+
     def _worded(self, best: ScoredUnit, min_lexical: float | None = None) -> bool:
         """Whether the question's words, not only its meaning, point to the best place.
 
@@ -624,7 +642,7 @@ class Reader:
                 reading.ranked = ranked
             if not ranked or missing and len(part_codes) == len(missing):
                 continue
-            qualifying = [s for s in ranked if self.qualifies(s, min_score)]
+            qualifying = [s for s in ranked if self.qualifies(s, min_score) or self._code_place(s, part_codes)]
             reading.best_score = max(reading.best_score, ranked[0].score)
             while qualifying and self._misread(text, vector, qualifying[0], part_codes, list(query.names)):
                 qualifying = qualifying[1:]

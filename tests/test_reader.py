@@ -307,3 +307,15 @@ def test_a_later_part_that_names_nothing_of_its_own_is_answered_only_from_a_plac
     assert not Reader._elsewhere(reading, parts, "do we charge anything for that", scored(statement, 1))
     # a part that says what it asks about is read on its own
     assert not Reader._elsewhere(reading, parts, "are prescription transfers free of charge", scored(transfers, 1))
+
+
+def test_only_the_place_whose_heading_names_every_code_asked_has_the_lower_bar():
+    own = unit(10, "section", "Codes — Code 70 — Not covered\nThe plan excludes the drug.", url="codes.md#code-70")
+    passing = unit(11, "section", "Refills — Overrides\nA code 70 is never overridden here.", url="refills.md#o")
+    r = reader()  # code_evidence 0.25
+    low = {"similarity": 0.3}
+    assert r._code_place(scored(own.model_copy(update=low), 1), ["70"])
+    assert not r._code_place(scored(passing.model_copy(update=low), 1), ["70"])
+    assert not r._code_place(scored(own.model_copy(update={"similarity": 0.2}), 1), ["70"])
+    assert not r._code_place(scored(own.model_copy(update=low), 1), ["70", "75"])  # every code asked
+    assert not r._code_place(scored(own.model_copy(update=low), 1), [])
