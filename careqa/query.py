@@ -126,7 +126,7 @@ _NOT_CODES = frozenset({"a", "i", "is", "it", "in", "on", "to", "do", "be", "an"
 #: purchases count"), but not an auxiliary that goes on with the same clause ("she works from home and would rather
 #: not come in")
 _SPLIT_PARTS = re.compile(
-    r"\?\s+(?=\S)|;\s*|\s+(?:and|also|plus)\s+(?=(?:how|what|when|where|who|why|which|whats|what's)\b|"
+    r"\?\s+(?=\S)|;\s*|\.\s+(?=(?:also|and|plus)\s)|\s+(?:and|also|plus)\s+(?=(?:how|what|when|where|who|why|which|whats|what's)\b|"
     r"(?:can|could|does|do|is|are|should|will|would)\b(?!\s+(?:rather|like|love|prefer|not|never|also|just|still|"
     r"really|be|have|get|need|want|go|come)\b))",
     re.IGNORECASE,

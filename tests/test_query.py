@@ -106,6 +106,15 @@ def test_two_part_questions_are_split_and_one_part_questions_are_not():
     ]
     one = "she works from home and would rather not come in, can that be video"
     assert split_parts(one) == [one]
+    # a sentence that opens with "also" or "and" is another part, whatever follows the word
+    assert split_parts("how long is her 1st appt. also her old clinic is sending records, will we have them") == [
+        "how long is her 1st appt",
+        "also her old clinic is sending records, will we have them",
+    ]
+    assert split_parts("pt asked how long it takes. and she wants it mailed") == [
+        "pt asked how long it takes",
+        "and she wants it mailed",
+    ]
 
 
 def test_code_mentions_require_capitals_for_bare_letter_codes():
