@@ -319,6 +319,13 @@ class ReaderConfig(StrictModel):
         default=8, ge=0, le=50, description="a section this short is quoted whole; a longer one, by sentences"
     )
     max_sentences: int = Field(default=3, ge=1, le=10, description="sentences quoted from a long section")
+    rival_whole_sentences: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="when two places are quoted side by side (rival_margin), each is quoted whole only if this "
+        "short; a longer one, by its sentences closest to the question",
+    )
     part_overlap_margin: float = Field(
         default=0.05,
         ge=0,

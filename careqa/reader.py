@@ -389,7 +389,14 @@ class Reader:
         scored: ScoredUnit,
         codes: Sequence[str],
         names: Sequence[str] = (),
+        *,
+        rival: bool = False,
     ) -> Quote:
+        """The sentences of ``scored``'s unit that answer the question: all of a short one, else the closest.
+
+        ``rival``: the unit is one of two places quoted side by side; each is quoted whole only up to
+        ``rival_whole_sentences``, so that two sections together stay readable mid-chat.
+        """
         unit = scored.unit
         is_pair = unit.kind in _PAIR_KINDS
         items = _items(passage_body(unit), None if is_pair else unit_heading(unit))
@@ -399,9 +406,13 @@ class Reader:
             items[0].sentences.pop(0)
             items = [i for i in items if i.sentences]
         count = sum(len(i.sentences) for i in items)
-        if is_pair and count <= self.config.whole_answer_sentences:
+        whole_answer, whole_section = self.config.whole_answer_sentences, self.config.whole_section_sentences
+        if rival:
+            whole_answer = min(whole_answer, self.config.rival_whole_sentences)
+            whole_section = min(whole_section, self.config.rival_whole_sentences)
+        if is_pair and count <= whole_answer:
             return Quote(unit, _quoted(items), whole=True)
-        if not is_pair and count <= self.config.whole_section_sentences:
+        if not is_pair and count <= whole_section:
             # a short section is one procedure step: quoted whole, nothing the agent needs is cut off
             return Quote(unit, self._with_code_heading(unit, _quoted(items), codes), whole=False)
         candidates = [i for i in items if len(content_terms(i.text)) >= MIN_CONTENT_TERMS and not i.text.endswith("?")]
@@ -670,7 +681,9 @@ class Reader:
             for scored in chosen:
                 if scored.unit.chunk_id in used:
                     continue
-                quote = self._without_repeats(self.quote(text, vector, scored, part_codes, list(query.names)), reading)
+                quote = self._without_repeats(
+                    self.quote(text, vector, scored, part_codes, list(query.names), rival=reading.rival), reading
+                )
                 if quote.sentences:
                     reading.quotes.append(quote)
                     used.add(scored.unit.chunk_id)

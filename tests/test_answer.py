@@ -242,6 +242,16 @@ def test_two_places_the_reader_cannot_tell_apart_are_both_quoted_with_a_note(run
     assert len(cited_urls(alone)) == 1 and "Two places" not in (alone.note or "")
 
 
+def test_two_places_quoted_side_by_side_are_each_quoted_by_their_closest_sentences(runtime):
+    # "Refill too soon" and "Auto-refill program" (8 sentences each) score about equally: quoted whole, the
+    # answer was 16 sentences, the one that answers (85 to 90 percent) the 13th
+    answer = reader_answer(runtime, "for controlled meds is the early refill window the same as regular meds")
+    assert len(cited_urls(answer)) == 2 and answer.note.startswith("Two places")
+    assert "85 to 90 percent" in answer.text
+    limit = runtime.settings.reader.max_sentences
+    assert len(answer.sentences) <= 2 * limit, [s.text for s in answer.sentences]
+
+
 def test_a_place_only_the_questions_meaning_points_to_is_not_answered_from(runtime):
     # asked of the clinic, "PA" is a physician assistant; MiniLM's closest place is the intake forms section
     # ("at least 48 hours before the first visit"), which shares none of the question's words
