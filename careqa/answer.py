@@ -87,12 +87,14 @@ class _Draft:
     dropped: int = 0
 
     def cite(self, unit: Passage) -> int:
-        """The unit's citation number: units at one link are one source, not [1] and [2] pointing at the same
-        page (two chunks of one document; a Q&A pair and the section it was written from)."""
+        """The unit's citation number: two chunks of one document at one link, or a Q&A pair and the section it
+        was written from, are one source, not [1] and [2] pointing at the same page. Two Q&A pairs stay two
+        sources: each answers its own question, under its own title."""
         for n, known in enumerate(self.cited, start=1):
             if known.chunk_id == unit.chunk_id or (known.doc_id, known.source_url) == (unit.doc_id, unit.source_url):
                 return n
-            if unit.source_url and known.source_url == unit.source_url:
+            pairs = {known.kind, unit.kind} <= {"question", "answer"}
+            if unit.source_url and known.source_url == unit.source_url and not pairs:
                 return n
         self.cited.append(unit)
         return len(self.cited)
