@@ -88,6 +88,23 @@ DEFAULT_GLOSSARY: dict[str, str] = {
     "techs": "technicians",
 }
 
+#: US states, the District of Columbia and the territories: "do we ship to alaska" is asked of a knowledge base that
+#: says "all 50 US states", and "pt is in florida this week, can she still do a video visit" of one that says "a
+#: state where the clinician is licensed". A tenant's glossary can override an entry.
+US_STATES: tuple[str, ...] = tuple(
+    re.split(
+        r",\s+",
+        """Alabama, Alaska, Arizona, Arkansas, California, Colorado, Connecticut, Delaware, Florida, Georgia, Hawaii,
+        Idaho, Illinois, Indiana, Iowa, Kansas, Kentucky, Louisiana, Maine, Maryland, Massachusetts, Michigan,
+        Minnesota, Mississippi, Missouri, Montana, Nebraska, Nevada, New Hampshire, New Jersey, New Mexico, New York,
+        North Carolina, North Dakota, Ohio, Oklahoma, Oregon, Pennsylvania, Rhode Island, South Carolina, South Dakota,
+        Tennessee, Texas, Utah, Vermont, Virginia, Washington, West Virginia, Wisconsin, Wyoming""",
+    )
+)
+US_TERRITORIES: tuple[str, ...] = ("District of Columbia", "Puerto Rico", "Guam", "US Virgin Islands")
+DEFAULT_GLOSSARY.update({name.lower(): f"{name} (a US state)" for name in US_STATES})
+DEFAULT_GLOSSARY.update({name.lower(): f"{name} (a US territory)" for name in US_TERRITORIES})
+
 #: words after or before which a short token is a code: "reject 75", "75 reject", "code MR"
 CODE_WORDS = frozenset(
     {

@@ -304,6 +304,11 @@ def test_an_incidental_name_does_not_veto_a_general_procedure(runtime):
     assert answer.note == "The knowledge base does not mention CVS."
 
 
+def test_a_us_state_is_answered_by_what_the_knowledge_base_says_of_all_states(runtime):
+    answer = reader_answer(runtime, "do we ship to alaska")
+    assert answer.status == "answered" and "all 50 US states" in answer.text
+
+
 def test_a_verdict_of_another_question_is_not_quoted(runtime):
     # the pair "Can an agent override a DUR reject?" opens with "No."; asked something else, the verdict goes
     answer = reader_answer(runtime, "pt asking why their insurance even needs a PA")

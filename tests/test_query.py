@@ -2,7 +2,16 @@
 
 import pytest
 
-from careqa.query import DEFAULT_GLOSSARY, analyse, code_mentions, expand, key_names, known_codes, split_parts
+from careqa.query import (
+    DEFAULT_GLOSSARY,
+    US_STATES,
+    analyse,
+    code_mentions,
+    expand,
+    key_names,
+    known_codes,
+    split_parts,
+)
 
 PHARMACY = {**DEFAULT_GLOSSARY, "PA": "prior authorization", "prior auth": "prior authorization"}
 KB_CODES = {"25", "41", "65", "70", "75", "76", "79", "88", "MR"}
@@ -76,6 +85,16 @@ def test_shorthand_is_expanded_as_whole_words_in_any_case():
     assert expand("the pattern of paper", PHARMACY) == "the pattern of paper"  # no expansion inside words
     assert expand("on a cruise next wk, back in 2 wks", PHARMACY) == "on a cruise next week, back in 2 weeks"
     assert expand("do we send reminder txts", PHARMACY) == "do we send reminder texts"
+
+
+def test_a_us_state_is_read_as_one():
+    # the knowledge base says "all 50 US states" or "a state where the clinician is licensed", never each name
+    assert expand("do we ship to alaska", PHARMACY) == "do we ship to Alaska (a US state)"
+    assert expand("pt is in New York til fri", PHARMACY) == "patient is in New York (a US state) til Friday"
+    assert expand("mailing to puerto rico?", PHARMACY) == "mailing to Puerto Rico (a US territory)?"
+    assert expand("pt is in toronto canada", PHARMACY) == "patient is in toronto canada"
+    assert key_names("Can we ship to Texas?", skip=PHARMACY) == {}
+    assert len(US_STATES) == 50 and all(name == name.strip() for name in US_STATES)
 
 
 def test_names_skip_the_first_word_and_glossary_abbreviations_and_keep_units():
