@@ -88,22 +88,54 @@ DEFAULT_GLOSSARY: dict[str, str] = {
     "techs": "technicians",
 }
 
+
+def _listed(text: str) -> tuple[str, ...]:
+    return tuple(re.split(r",\s+", text.strip()))
+
+
 #: US states, the District of Columbia and the territories: "do we ship to alaska" is asked of a knowledge base that
 #: says "all 50 US states", and "pt is in florida this week, can she still do a video visit" of one that says "a
 #: state where the clinician is licensed". A tenant's glossary can override an entry.
-US_STATES: tuple[str, ...] = tuple(
-    re.split(
-        r",\s+",
-        """Alabama, Alaska, Arizona, Arkansas, California, Colorado, Connecticut, Delaware, Florida, Georgia, Hawaii,
-        Idaho, Illinois, Indiana, Iowa, Kansas, Kentucky, Louisiana, Maine, Maryland, Massachusetts, Michigan,
-        Minnesota, Mississippi, Missouri, Montana, Nebraska, Nevada, New Hampshire, New Jersey, New Mexico, New York,
-        North Carolina, North Dakota, Ohio, Oklahoma, Oregon, Pennsylvania, Rhode Island, South Carolina, South Dakota,
-        Tennessee, Texas, Utah, Vermont, Virginia, Washington, West Virginia, Wisconsin, Wyoming""",
-    )
+US_STATES = _listed(
+    """Alabama, Alaska, Arizona, Arkansas, California, Colorado, Connecticut, Delaware, Florida, Georgia, Hawaii, Idaho,
+    Illinois, Indiana, Iowa, Kansas, Kentucky, Louisiana, Maine, Maryland, Massachusetts, Michigan, Minnesota,
+    Mississippi, Missouri, Montana, Nebraska, Nevada, New Hampshire, New Jersey, New Mexico, New York, North Carolina,
+    North Dakota, Ohio, Oklahoma, Oregon, Pennsylvania, Rhode Island, South Carolina, South Dakota, Tennessee, Texas,
+    Utah, Vermont, Virginia, Washington, West Virginia, Wisconsin, Wyoming"""
 )
 US_TERRITORIES: tuple[str, ...] = ("District of Columbia", "Puerto Rico", "Guam", "US Virgin Islands")
 DEFAULT_GLOSSARY.update({name.lower(): f"{name} (a US state)" for name in US_STATES})
 DEFAULT_GLOSSARY.update({name.lower(): f"{name} (a US territory)" for name in US_TERRITORIES})
+
+#: Common controlled substances by their federal (DEA) schedule: agents name the drug ("pt's adderall"), a pharmacy
+#: knowledge base names the schedule ("Schedule II controlled substances ... cannot be transferred"). Brand and
+#: generic names; state schedules can be stricter, and a tenant's glossary can override an entry.
+CONTROLLED_SUBSTANCES: dict[str, tuple[str, ...]] = {
+    "II": _listed(
+        """Adderall, amphetamine, Vyvanse, lisdexamfetamine, Dexedrine, dextroamphetamine, Ritalin, Concerta,
+        methylphenidate, Focalin, dexmethylphenidate, oxycodone, OxyContin, Percocet, hydrocodone, Norco, Vicodin,
+        morphine, fentanyl, hydromorphone, Dilaudid, methadone"""
+    ),
+    "III": _listed("testosterone, buprenorphine, Suboxone, ketamine"),
+    "IV": _listed(
+        """alprazolam, Xanax, clonazepam, Klonopin, diazepam, Valium, lorazepam, Ativan, zolpidem, Ambien, eszopiclone,
+        Lunesta, temazepam, tramadol, Ultram, phentermine, modafinil, Provigil, carisoprodol, Soma"""
+    ),
+    "V": _listed("pregabalin, Lyrica, Lomotil, lacosamide, Vimpat"),
+}
+# "adderall" reads "Adderall (a Schedule II controlled substance)"; "xanax" reads "Xanax (a controlled substance,
+# Schedule IV)": knowledge bases group Schedules III to V ("may be transferred only one time"), and a sentence about
+# Schedule II is not one about Schedule IV however alike the two read
+DEFAULT_GLOSSARY.update(
+    {
+        name.lower(): f"{name} (a Schedule II controlled substance)"
+        if schedule == "II"
+        else f"{name} (a controlled substance, Schedule {schedule})"
+        for schedule, names in CONTROLLED_SUBSTANCES.items()
+        for name in names
+    }
+)
+DEFAULT_GLOSSARY["oxy"] = "oxycodone (a Schedule II controlled substance)"
 
 #: words after or before which a short token is a code: "reject 75", "75 reject", "code MR"
 CODE_WORDS = frozenset(

@@ -309,6 +309,14 @@ def test_a_us_state_is_answered_by_what_the_knowledge_base_says_of_all_states(ru
     assert answer.status == "answered" and "all 50 US states" in answer.text
 
 
+def test_a_drug_named_is_answered_by_what_the_knowledge_base_says_of_its_schedule(runtime):
+    # "The remaining refills move with it" (transfers out) was the answer before the schedule was read
+    answer = reader_answer(runtime, "can we move her adderall from our main st store to the downtown one")
+    assert "Schedule II controlled substances" in answer.text and "cannot be transferred" in answer.text
+    answer = reader_answer(runtime, "pts klonopin went from cvs to walgreens last yr, can we transfer it here now")
+    assert answer.text.startswith("Under federal rules, a prescription for a Schedule III, IV or V controlled")
+
+
 def test_a_verdict_of_another_question_is_not_quoted(runtime):
     # the pair "Can an agent override a DUR reject?" opens with "No."; asked something else, the verdict goes
     answer = reader_answer(runtime, "pt asking why their insurance even needs a PA")

@@ -97,6 +97,21 @@ def test_a_us_state_is_read_as_one():
     assert len(US_STATES) == 50 and all(name == name.strip() for name in US_STATES)
 
 
+def test_a_controlled_substance_is_read_with_its_schedule():
+    # the knowledge base names schedules ("Schedule II controlled substances ... cannot be transferred"), agents drugs
+    assert (
+        expand("can we move her adderall", PHARMACY) == "can we move her Adderall (a Schedule II controlled substance)"
+    )
+    assert (
+        expand("lost pkg w/ oxy in it", PHARMACY)
+        == "lost pkg with oxycodone (a Schedule II controlled substance) in it"
+    )
+    assert expand("pts Xanax refills", PHARMACY) == "patients Xanax (a controlled substance, Schedule IV) refills"
+    assert expand("her Lyrica", PHARMACY) == "her Lyrica (a controlled substance, Schedule V)"
+    assert expand("her lisinopril", PHARMACY) == "her lisinopril"
+    assert key_names("Can Walgreens transfer her Xanax?", skip=PHARMACY) == {"walgreens": "Walgreens"}
+
+
 def test_names_skip_the_first_word_and_glossary_abbreviations_and_keep_units():
     assert key_names("how do I transfer a rx from CVS") == {"cvs": "CVS"}
     assert key_names("Can the pharmacy deliver to Canada?") == {"canada": "Canada"}
