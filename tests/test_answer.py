@@ -317,6 +317,13 @@ def test_a_drug_named_is_answered_by_what_the_knowledge_base_says_of_its_schedul
     assert answer.text.startswith("Under federal rules, a prescription for a Schedule III, IV or V controlled")
 
 
+def test_a_weekday_is_answered_by_the_hours_monday_to_friday(runtime):
+    # the section on booking ("during opening hours") was quoted first, the hours alone answer
+    answer = reader_answer(runtime, "pt gets off at 4:30, whats the latest the clinic is open on a weekday", "clinic")
+    assert answer.text.startswith("Lakeside Family Clinic is open Monday to Friday, 8 a.m. to 5 p.m.")
+    assert cited_urls(answer) == ["procedures/appointments.md#appointments"], cited_urls(answer)
+
+
 def test_a_verdict_of_another_question_is_not_quoted(runtime):
     # the pair "Can an agent override a DUR reject?" opens with "No."; asked something else, the verdict goes
     answer = reader_answer(runtime, "pt asking why their insurance even needs a PA")

@@ -87,6 +87,11 @@ def test_shorthand_is_expanded_as_whole_words_in_any_case():
     assert expand("do we send reminder txts", PHARMACY) == "do we send reminder texts"
 
 
+def test_a_weekday_reads_as_the_days_a_knowledge_base_names():
+    assert expand("latest its open on a weekday", PHARMACY) == "latest its open on a weekday (Monday to Friday)"
+    assert expand("open weekends?", PHARMACY) == "open weekends (Saturday or Sunday)?"
+
+
 def test_a_us_state_is_read_as_one():
     # the knowledge base says "all 50 US states" or "a state where the clinician is licensed", never each name
     assert expand("do we ship to alaska", PHARMACY) == "do we ship to Alaska (a US state)"
