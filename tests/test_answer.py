@@ -324,6 +324,12 @@ def test_a_weekday_is_answered_by_the_hours_monday_to_friday(runtime):
     assert cited_urls(answer) == ["procedures/appointments.md#appointments"], cited_urls(answer)
 
 
+def test_a_tenant_glossary_reads_the_agents_word_as_the_knowledge_bases(runtime):
+    # the clinic's glossary: "therapy" is what its knowledge base calls behavioral health
+    answer = reader_answer(runtime, "can her therapy appt and her sons shots both be done as video visits", "clinic")
+    assert "behavioral health visits" in answer.text and "vaccinations" in answer.text
+
+
 def test_a_verdict_of_another_question_is_not_quoted(runtime):
     # the pair "Can an agent override a DUR reject?" opens with "No."; asked something else, the verdict goes
     answer = reader_answer(runtime, "pt asking why their insurance even needs a PA")
