@@ -153,13 +153,14 @@ def _quoted(items: Sequence[_Item]) -> list[str]:
 
 def _continues(item: _Item, following: _Item) -> bool:
     """Whether ``following`` goes on about what ``item`` said: a prose sentence of the same paragraph that
-    opens with a pronoun ("It ...", "This ...") or with "The <thing item named>" ("The fee is waived ...")."""
+    opens with a pronoun ("It ...", "This ...") or with the thing ``item`` named ("The fee is waived ...", after
+    the fee; "Records usually arrive within 10 business days.", after the records release form)."""
     if item.bullet or following.bullet or following.paragraph != item.paragraph:
         return False
     text = following.text
     if _CONTINUATION.match(text):
         return True
-    match = re.match(r"^The (\w+)", text)
+    match = re.match(r"^(?:The )?(\w+)", text)
     named = content_terms(match.group(1)) if match else set()
     return bool(named) and named <= content_terms(item.text)  # "The first visit ..." names nothing
 

@@ -277,6 +277,15 @@ def test_a_sentence_opening_with_the_and_a_word_that_names_nothing_does_not_go_o
     assert _continues(forms, _Item(["The forms take ten minutes to complete."], 0, False))
 
 
+def test_a_sentence_opening_with_what_the_previous_one_named_goes_on_about_it():
+    from careqa.reader import _continues, _Item
+
+    release = _Item(["The patient signs a records release form, which the front desk sends on."], 0, False)
+    assert _continues(release, _Item(["Records usually arrive within 10 business days."], 0, False))
+    assert not _continues(release, _Item(["Vaccination records are kept for 10 years."], 0, False))
+    assert not _continues(release, _Item(["Records usually arrive within 10 business days."], 1, False))
+
+
 def test_a_list_item_shares_the_words_of_the_sentence_that_opens_its_list():
     filler = [
         f"Clinic rule number {w} applies to every visit booked online."
