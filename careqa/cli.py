@@ -253,6 +253,8 @@ def token_new(
     except CareQAError as exc:
         raise _fail(exc.message, 2) from None
     token = secrets.token_urlsafe(32)
+    while token.startswith("-"):  # one in 64 would read as an option to `careqa token hash` and other shell tools
+        token = secrets.token_urlsafe(32)
     typer.echo(f"token (give it to the agent, it is not stored): {token}")
     typer.echo(f"config entry:\n  - subject: {subject}\n    tenant: {tenant}\n    token_sha256: {hash_token(token)}")
 

@@ -94,6 +94,14 @@ def test_token_new_prints_a_token_that_hashes_to_the_printed_entry(settings):
     assert f"token_sha256: {digest}" in result.output
 
 
+def test_a_new_token_never_opens_with_a_dash(settings, monkeypatch):
+    # "-FZr6..." was taken for an option by `careqa token hash` (one token in 64)
+    drawn = iter(["-FZr6GuSWi7TBjSMmzI3ozJGJGhTimpXNTz1CwAeric", "FZr6GuSWi7TBjSMmzI3ozJGJGhTimpXNTz1CwAeric"])
+    monkeypatch.setattr("careqa.cli.secrets.token_urlsafe", lambda n: next(drawn))
+    result = runner.invoke(app, ["token", "new", "--tenant", "clinic", "--subject", "agent-7"])
+    assert "not stored): FZr6GuSWi7TBjSMmzI3ozJGJGhTimpXNTz1CwAeric" in result.output
+
+
 def test_the_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "careqa.cli", "--help"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and "ingest" in out.stdout
