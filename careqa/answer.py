@@ -29,7 +29,7 @@ from careqa.config import AnswerStrategy, PromptConfig, Settings
 from careqa.errors import InvalidQuestionError
 from careqa.grounding import GroundingGuard, passage_body, split_sentences
 from careqa.prompting import build_messages
-from careqa.query import DEFAULT_GLOSSARY, Query, analyse, code_mentions, known_codes
+from careqa.query import Query, analyse, code_mentions, known_codes, tenant_glossary
 from careqa.reader import Reader, Reading
 from careqa.retrieve import HybridRetriever, Retrieval
 from careqa.types import (
@@ -153,7 +153,7 @@ class AnswerEngine:
         tenant_cfg = self.settings.tenant(tenant)
         question = validate_question(question, self.settings.limits.max_question_chars)
         mode = self.mode_for(tenant)
-        glossary = {**DEFAULT_GLOSSARY, **tenant_cfg.glossary}
+        glossary = tenant_glossary(tenant_cfg.builtin_glossaries, tenant_cfg.glossary)
         retrieval = self.retriever.retrieve(tenant, analyse(question, glossary).expanded)
         timings = Timings(embed_ms=retrieval.embed_ms, retrieve_ms=retrieval.retrieve_ms)
         # Codes the knowledge base itself uses let "claim came back with 75" be read as code 75.

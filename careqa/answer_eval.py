@@ -534,14 +534,15 @@ def guard_eval(runtime: Any, questions: Sequence[JudgedAnswer], *, engine: Any |
     guard sees what it sees in ``generate`` mode: the retrieved passages, the question's codes.
     """
     from careqa.grounding import passage_body, split_sentences
-    from careqa.query import DEFAULT_GLOSSARY, analyse, code_mentions, known_codes
+    from careqa.query import analyse, code_mentions, known_codes, tenant_glossary
 
     engine = engine or runtime.answer_engine(answer_mode="generate")
     tallies = {kind: GuardTally() for kind in ("right", *ADVERSARIAL_KINDS)}
     for q in questions:
         if not q.answerable:
             continue
-        glossary = {**DEFAULT_GLOSSARY, **engine.settings.tenant(q.tenant).glossary}
+        tenant_cfg = engine.settings.tenant(q.tenant)
+        glossary = tenant_glossary(tenant_cfg.builtin_glossaries, tenant_cfg.glossary)
         retrieval = engine.retriever.retrieve(q.tenant, analyse(q.question, glossary).expanded)
         units = [*retrieval.units, *retrieval.passages]
         known = known_codes(f"{u.title}\n{u.question or ''}\n{u.text}" for u in units)

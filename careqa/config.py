@@ -93,6 +93,12 @@ class TenantConfig(StrictModel):
         default_factory=dict,
         description="the tenant's shorthand (abbreviation -> words), added to the built-in healthcare shorthand",
     )
+    builtin_glossaries: list[Literal["shorthand", "us_states", "controlled_substances"]] = Field(
+        default_factory=lambda: ["shorthand", "us_states", "controlled_substances"],
+        description="the built-in word lists this tenant's questions are read with: healthcare shorthand, US "
+        "states read as such, drugs read with their federal schedule (a knowledge base about side effects rather "
+        "than dispensing leaves that one out)",
+    )
     answer_mode: Literal["reader", "generate", "auto"] | None = Field(
         default=None, description="who writes this tenant's answers; default: the LLM config's answer_mode"
     )

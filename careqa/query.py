@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 #: Common shorthand of healthcare customer care; a tenant's ``glossary`` adds to it or overrides it.
-DEFAULT_GLOSSARY: dict[str, str] = {
+SHORTHAND: dict[str, str] = {
     "pt": "patient",
     "pts": "patients",
     "pt's": "patient's",
@@ -108,8 +108,9 @@ US_STATES = _listed(
     Utah, Vermont, Virginia, Washington, West Virginia, Wisconsin, Wyoming"""
 )
 US_TERRITORIES: tuple[str, ...] = ("District of Columbia", "Puerto Rico", "Guam", "US Virgin Islands")
-DEFAULT_GLOSSARY.update({name.lower(): f"{name} (a US state)" for name in US_STATES})
-DEFAULT_GLOSSARY.update({name.lower(): f"{name} (a US territory)" for name in US_TERRITORIES})
+STATES_GLOSSARY: dict[str, str] = {name.lower(): f"{name} (a US state)" for name in US_STATES} | {
+    name.lower(): f"{name} (a US territory)" for name in US_TERRITORIES
+}
 
 #: Common controlled substances by their federal (DEA) schedule: agents name the drug ("pt's adderall"), a pharmacy
 #: knowledge base names the schedule ("Schedule II controlled substances ... cannot be transferred"). Brand and
@@ -130,16 +131,29 @@ CONTROLLED_SUBSTANCES: dict[str, tuple[str, ...]] = {
 # "adderall" reads "Adderall (a Schedule II controlled substance)"; "xanax" reads "Xanax (a controlled substance,
 # Schedule IV)": knowledge bases group Schedules III to V ("may be transferred only one time"), and a sentence about
 # Schedule II is not one about Schedule IV however alike the two read
-DEFAULT_GLOSSARY.update(
-    {
-        name.lower(): f"{name} (a Schedule II controlled substance)"
-        if schedule == "II"
-        else f"{name} (a controlled substance, Schedule {schedule})"
-        for schedule, names in CONTROLLED_SUBSTANCES.items()
-        for name in names
-    }
-)
-DEFAULT_GLOSSARY["oxy"] = "oxycodone (a Schedule II controlled substance)"
+SCHEDULES_GLOSSARY: dict[str, str] = {
+    name.lower(): f"{name} (a Schedule II controlled substance)"
+    if schedule == "II"
+    else f"{name} (a controlled substance, Schedule {schedule})"
+    for schedule, names in CONTROLLED_SUBSTANCES.items()
+    for name in names
+} | {"oxy": "oxycodone (a Schedule II controlled substance)"}
+
+#: The built-in word lists a tenant reads its questions with (``tenants[].builtin_glossaries``, all by default): a
+#: knowledge base about side effects, not dispensing, has no use for "Schedule II" after every drug it names.
+BUILTIN_GLOSSARIES: dict[str, dict[str, str]] = {
+    "shorthand": SHORTHAND,
+    "us_states": STATES_GLOSSARY,
+    "controlled_substances": SCHEDULES_GLOSSARY,
+}
+DEFAULT_GLOSSARY: dict[str, str] = {k: v for glossary in BUILTIN_GLOSSARIES.values() for k, v in glossary.items()}
+
+
+def tenant_glossary(builtins: Iterable[str], own: Mapping[str, str]) -> dict[str, str]:
+    """The built-in lists ``builtins`` names, then the tenant's own ``glossary``, which overrides an entry."""
+    merged = {k: v for name in builtins for k, v in BUILTIN_GLOSSARIES[name].items()}
+    return {**merged, **own}
+
 
 #: words after or before which a short token is a code: "reject 75", "75 reject", "code MR"
 CODE_WORDS = frozenset(

@@ -330,6 +330,28 @@ def test_a_tenant_glossary_reads_the_agents_word_as_the_knowledge_bases(runtime)
     assert "behavioral health visits" in answer.text and "vaccinations" in answer.text
 
 
+def test_a_tenant_without_the_schedules_list_reads_a_drug_as_its_name(runtime):
+    question = "can we move her adderall from our main st store to the downtown one"
+    tenants = [
+        t.model_copy(update={"builtin_glossaries": ["shorthand", "us_states"]}) if t.id == "pharmacy" else t
+        for t in runtime.settings.tenants
+    ]
+    plain = runtime.settings.model_copy(update={"tenants": tenants})
+    engine = AnswerEngine(
+        plain,
+        runtime.retriever,
+        ExplodingChatModel(responses=["never"]),
+        GroundingGuard(runtime.embeddings, plain.guard),
+        models={"embedding": "e", "llm": "fake"},
+        base_model=True,
+        answer_mode="reader",
+    )
+    # read as a name, the drug says nothing of its schedule: the place on what cannot be transferred is not first
+    first = "procedures/prescription-transfers.md#what-cannot-be-transferred"
+    assert cited_urls(engine.ask("pharmacy", question))[0] != first
+    assert cited_urls(reader_answer(runtime, question))[0] == first
+
+
 def test_a_verdict_of_another_question_is_not_quoted(runtime):
     # the pair "Can an agent override a DUR reject?" opens with "No."; asked something else, the verdict goes
     answer = reader_answer(runtime, "pt asking why their insurance even needs a PA")

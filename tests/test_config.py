@@ -42,6 +42,12 @@ def test_a_tenant_bar_out_of_range_names_the_field(tmp_path):
         load_settings(write(tmp_path, {"tenants": [{"id": "pharmacy", "name": "P", "min_score": 5}]}))
 
 
+def test_an_unknown_builtin_glossary_names_the_field(tmp_path):
+    tenant = {"id": "pharmacy", "name": "P", "builtin_glossaries": ["shorthand", "drugs"]}
+    with pytest.raises(ConfigError, match=r"tenants\.0\.builtin_glossaries\.1"):
+        load_settings(write(tmp_path, {"tenants": [tenant]}))
+
+
 def test_an_unknown_field_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"retrieval\.topk"):
         load_settings(write(tmp_path, base() | {"retrieval": {"topk": 3}}))

@@ -3,6 +3,7 @@
 import pytest
 
 from careqa.query import (
+    BUILTIN_GLOSSARIES,
     DEFAULT_GLOSSARY,
     US_STATES,
     analyse,
@@ -11,6 +12,7 @@ from careqa.query import (
     key_names,
     known_codes,
     split_parts,
+    tenant_glossary,
 )
 
 PHARMACY = {**DEFAULT_GLOSSARY, "PA": "prior authorization", "prior auth": "prior authorization"}
@@ -115,6 +117,20 @@ def test_a_controlled_substance_is_read_with_its_schedule():
     assert expand("her Lyrica", PHARMACY) == "her Lyrica (a controlled substance, Schedule V)"
     assert expand("her lisinopril", PHARMACY) == "her lisinopril"
     assert key_names("Can Walgreens transfer her Xanax?", skip=PHARMACY) == {"walgreens": "Walgreens"}
+
+
+def test_a_tenant_reads_its_questions_with_the_builtin_lists_it_names_and_its_own_glossary():
+    medical = tenant_glossary(["shorthand"], {"PA": "physician assistant"})
+    assert (
+        expand("pt started methadone, asked her PA", medical)
+        == "patient started methadone, asked her physician assistant"
+    )
+    assert expand("pt in alaska", medical) == "patient in alaska"
+    pharmacy = tenant_glossary(["shorthand", "controlled_substances"], {"tramadol": "tramadol (Schedule IV here)"})
+    assert expand("her tramadol and her xanax", pharmacy) == (
+        "her tramadol (Schedule IV here) and her Xanax (a controlled substance, Schedule IV)"
+    )
+    assert tenant_glossary(BUILTIN_GLOSSARIES, {}) == DEFAULT_GLOSSARY
 
 
 def test_names_skip_the_first_word_and_glossary_abbreviations_and_keep_units():
